@@ -305,7 +305,8 @@ def _activity(cfg: WorldConfig, out: Path, rate: np.ndarray, progress: Progress)
         r = rate[lo:hi]
         days_active = np.minimum(rng.poisson(r), span)
         member = np.repeat(np.arange(lo, hi, dtype=np.int64), days_active)
-        key = np.unique(member * span + rng.integers(0, span, member.shape[0]))  # sorted, one per day
+        key = np.sort(member * span + rng.integers(0, span, member.shape[0]))
+        key = key[np.concatenate([[True], key[1:] != key[:-1]])]  # one row per member and day
         member, day = key // span, (key % span).astype(np.int32) + first_day
         m = key.shape[0]
         intensity = np.sqrt(r[member - lo] / 8.0)
@@ -367,7 +368,8 @@ def _impressions(
     for k, m in enumerate(counts):
         rng = _rng(cfg, _IMPRESSIONS, k)
         day = _day(cfg.start) + k
-        mem = np.minimum(np.searchsorted(member_cdf, rng.random(m), side="right"), cfg.n_members - 1)
+        # Sorted draws make the binary searches (and later gathers) walk memory in order.
+        mem = np.minimum(np.searchsorted(member_cdf, np.sort(rng.random(m)), side="right"), cfg.n_members - 1)
         # The recommender that produced the log: mostly same-family jobs, some same-region, rest random.
         eligible = np.flatnonzero((jobs.posted <= day) & (jobs.closed > day))
         route, u = rng.random(m), rng.random(m)
