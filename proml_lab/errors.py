@@ -44,3 +44,52 @@ class MissingDependencyError(ProMLError, ImportError):
         )
         self.package = package
         self.extra = extra
+
+
+class FeatureError(ProMLError):
+    """Something is wrong with a feature definition or a feature request."""
+
+
+class UnknownFeatureError(FeatureError, KeyError):
+    """A feature (or entity, source, anchor) name is not in the catalog; ``suggestions`` are the closest."""
+
+    def __init__(self, name: str, suggestions: list[str] | tuple[str, ...] = (), *, what: str = "feature") -> None:
+        hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+        super().__init__(f"Unknown {what} {name!r}.{hint}")
+        self.name = name
+        self.suggestions = list(suggestions)
+        self.what = what
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0])
+
+
+class DefinitionError(FeatureError):
+    """A definition is invalid; names the file (when known) and the field that is wrong."""
+
+    def __init__(self, message: str, *, file: str | None = None, field: str | None = None) -> None:
+        where = ", ".join(p for p in (file, f"field {field}" if field else None) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.file = file
+        self.field = field
+        self.reason = message
+
+
+class FeatureInUseError(FeatureError):
+    """A feature cannot be deleted because published models use it."""
+
+    def __init__(self, name: str, models: list[str]) -> None:
+        super().__init__(
+            f"Feature {name!r} is used by published model(s) {', '.join(models)}; retire those models "
+            "first (or publish versions that do not use it)."
+        )
+        self.name = name
+        self.models = models
+
+
+class OnlineStoreError(ProMLError):
+    """The online store cannot be reached or used; names its URL."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(f"{message} (online store {url})")
+        self.url = url
