@@ -18,6 +18,7 @@ the first initialisation; the marker file is written last and atomically).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sqlite3
 import uuid
@@ -32,6 +33,8 @@ from proml_lab.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from proml_lab.features.store import FeatureStore
 
 FORMAT_VERSION = 1
 MARKER = "workspace.json"
@@ -170,6 +173,15 @@ class Workspace:
         from proml_lab.spark import get_spark
 
         return get_spark(self.settings, warehouse_dir=self.root / "spark-warehouse")
+
+    @functools.cached_property
+    def features(self) -> FeatureStore:
+        """The Feature Marketplace of this workspace (catalog, offline tables, online store)."""
+        # The marketplace sits a layer above the workspace; it is resolved on first use so that the
+        # ground floor imports nothing from it at import time.
+        from proml_lab.features.store import FeatureStore
+
+        return FeatureStore(self)
 
     def describe(self) -> dict[str, str]:
         """Where everything lives, as strings (for ``proml init`` and notebooks)."""

@@ -184,6 +184,10 @@ class Anchor(_Spec):
     ttl: Duration = Field(default=dt.timedelta(days=3650), description="Values older than this are null.")
     freshness_sla: Duration | None = None
     online: bool = Field(default=True, description="Push the latest values to the online store.")
+    partition: Literal["day", "month"] = Field(
+        default="day",
+        description="Feature-table folders per event day (event streams) or month (slowly changing profiles).",
+    )
     features: tuple[Feature, ...] = ()
     aggregations: tuple[WindowAggregation, ...] = ()
 

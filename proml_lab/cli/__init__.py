@@ -1,0 +1,115 @@
+"""The ``proml`` command: thin adapters over the library (parse, call one function, render)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from proml_lab.cli import features as features_cli
+from proml_lab.cli import worlds as worlds_cli
+from proml_lab.cli._common import HomeOption, console, err_console, progress, workspace
+from proml_lab.errors import ProMLError
+
+app = typer.Typer(
+    name="proml",
+    help="ProML Lab: explore, author, train, deploy and run ranking models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(worlds_cli.app, name="worlds")
+app.add_typer(features_cli.app, name="features")
+worlds_app = worlds_cli.app
+
+WORLD_FEATURES = Path(__file__).resolve().parent.parent / "worlds" / "feature_definitions"
+
+
+def _print_workspace(ws: Any) -> None:
+    table = Table(title="ProML Lab workspace", show_header=False, title_justify="left")
+    for key, value in ws.describe().items():
+        table.add_row(key, value)
+    console.print(table)
+
+
+@app.command()
+def init(home: HomeOption = None) -> None:
+    """Create the workspace (safe to run again)."""
+    _print_workspace(workspace(home))
+
+
+@app.command()
+def demo(
+    home: HomeOption = None,
+    size: Annotated[str, typer.Option(help="World size: tiny, small or large.")] = "small",
+    seed: Annotated[int, typer.Option(help="Random seed of the world.")] = 0,
+) -> None:
+    """Walk the lifecycle on the embedded defaults: workspace, sample world, feature marketplace, ..."""
+    from proml_lab.worlds import generate_world
+
+    ws = workspace(home)
+    _print_workspace(ws)
+    console.rule("[bold]1. Sample world: the economic graph")
+    with progress() as report:
+        world = generate_world(size, seed=seed, workspace=ws, progress=report)
+    worlds_cli.print_world(world.summary())
+
+    console.rule("[bold]2. Feature Marketplace: define, materialize, discover, serve")
+    store = ws.features
+    features_cli.print_apply(store.apply(str(WORLD_FEATURES)))
+    world_end = dt.datetime.fromisoformat(world.info["end"]).replace(tzinfo=dt.timezone.utc)
+    with progress() as report:
+        store.materialize(online=True, as_of=world_end, progress=report)
+    features_cli.print_catalog_summary(store.catalog.summary())
+    features_cli.print_hits(store.search("title", limit=5), "search 'title'")
+    online = store.get_online_features(
+        "member", [1, 2, 3], ["member_primaryTitle", "member_seniority", "member_jobViews_30d", "member_activityLevel_30d"]
+    )
+    console.print("online read for members 1-3:")
+    console.print(online.to_pandas().to_string(index=False))
+
+
+@app.command()
+def lab(
+    home: HomeOption = None,
+    port: Annotated[int, typer.Option(help="Port for JupyterLab.")] = 8888,
+    notebooks: Annotated[Path, typer.Option(help="Folder JupyterLab opens.")] = Path("notebooks"),
+) -> None:
+    """Start JupyterLab on the workspace (PROML_HOME is passed to every kernel)."""
+    ws = workspace(home)
+    os.environ["PROML_HOME"] = str(ws.root)
+    notebooks.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "jupyterlab", f"--port={port}", f"--ServerApp.root_dir={notebooks.resolve()}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--allow-root")
+    os.execv(sys.executable, args)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from proml_lab import __version__
+
+    print(__version__)
+
+
+def run(typer_app: typer.Typer, **kwargs: Any) -> None:
+    """Run a typer app; user errors print one clear line and exit 1 (no traceback)."""
+    try:
+        typer_app(**kwargs)
+    except ProMLError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise SystemExit(1) from None
+
+
+def main() -> None:
+    """Console entry point (``proml``)."""
+    run(app)
+
+
+__all__ = ["app", "main", "run", "worlds_app"]

@@ -1,0 +1,3 @@
+from proml_lab.cli import main
+
+main()
