@@ -108,7 +108,7 @@ def proml_online(entity_path: Path, root: Path, online_url: str | None, *, repea
         t = time.perf_counter()
         out = read(chunk)
         batch.append(time.perf_counter() - t)
-    assert out.num_rows == 1000 and out.column("f00").null_count == 0
+    assert len(out["f00"]) == 1000 and not np.isnan(out["f00"]).any()
     store.online_store.close()
     return {
         "store": store.workspace.online_store_url.split(":")[0],
@@ -206,7 +206,7 @@ def main() -> None:
          f"SQLite {sq['online_single']['p50_ms']:.3f} / {sq['online_single']['p99_ms']:.3f} ms; "
          f"Redis {rd['online_single']['p50_ms']:.3f} / {rd['online_single']['p99_ms']:.3f} ms",
          f"{f_on['online_single']['p50_ms']:.3f} / {f_on['online_single']['p99_ms']:.3f} ms",
-         f"{f_on['online_single']['p50_ms'] / sq['online_single']['p50_ms']:.1f}x faster (SQLite p50)",
+         f"{f_on['online_single']['p50_ms'] / sq['online_single']['p50_ms']:.1f}x (SQLite p50)",
          "p50 <= 0.1 ms"],
         ["online read, 1,000 entities x 20 features, p50 / p99",
          f"SQLite {sq['online_batch']['p50_ms']:.2f} / {sq['online_batch']['p99_ms']:.2f} ms; "
@@ -224,7 +224,8 @@ def main() -> None:
         [f"point-in-time join, {p_pit['label_rows']:,} labels x 3 anchors (local Spark)",
          f"{p_pit['wall_s']:.1f} s, {p_pit['rows_returned']:,} rows ({p_pit['distinct_label_ids']:,} distinct labels)",
          f"{f_pit['wall_s']:.1f} s, {f_pit['rows_returned']:,} rows",
-         f"{f_pit['wall_s'] / p_pit['wall_s']:.2f}x faster; returns every label row",
+         f"{f_pit['wall_s'] / p_pit['wall_s']:.2f}x Feast's speed; Feast returns "
+         f"{f_pit['rows_returned'] / p_pit['label_rows']:.0%} of the label rows",
          "every label row once"],
         [f"catalog search over {srch['features']:,} features, p50 / p99",
          f"{srch['search']['p50_ms']:.2f} / {srch['search']['p99_ms']:.2f} ms",

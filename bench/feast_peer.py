@@ -18,7 +18,6 @@ os.environ.setdefault("FEAST_USAGE", "False")  # no usage telemetry (must be set
 import contextlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PROML = [sys.executable, "-m", "proml_lab.cli"]
 
 
@@ -24,12 +26,60 @@ def test_init_prints_where_everything_lives(tmp_path):
     assert (tmp_path / "ws" / "workspace.json").exists()
 
 
-def test_demo_generates_the_world_and_summarizes_it(tmp_path):
-    out = run("demo", "--size", "tiny", home=tmp_path / "ws")
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """`proml demo --size tiny`, run once; later tests use its workspace."""
+    home = tmp_path_factory.mktemp("demo") / "ws"
+    return home, run("demo", "--size", "tiny", home=home)
+
+
+def test_demo_generates_the_world_and_summarizes_it(demo):
+    home, out = demo
     assert "Sample world" in out.stdout
     assert "impressions" in out.stdout and "20,000" in out.stdout
     assert "click-through rate" in out.stdout
-    assert (tmp_path / "ws" / "lake" / "world" / "world.json").exists()
+    assert (home / "lake" / "world" / "world.json").exists()
+
+
+def test_demo_applies_materializes_and_serves_the_world_features(demo):
+    home, out = demo
+    assert "Feature Marketplace" in out.stdout
+    assert "created 5 anchors, 2 entities, 40 features, 4 sources" in out.stdout
+    assert "online read, members 1-3" in out.stdout
+    assert (home / "lake" / "features" / "member_activity").is_dir()
+
+
+def test_features_search_lists_title_features_first(demo):
+    home, _ = demo
+    hits = json.loads(run("features", "search", "title", "--json", home=home).stdout)
+    assert len(hits) >= 6
+    assert all("title" in h["name"].lower() for h in hits[:6])
+    jobs = json.loads(run("features", "search", "title", "--entity", "job", "--json", home=home).stdout)
+    assert jobs and {h["entity"] for h in jobs} == {"job"}
+
+
+def test_features_describe_shows_stats_and_freshness(demo):
+    home, _ = demo
+    info = json.loads(run("features", "describe", "member_jobViews_7d", "--json", home=home).stdout)
+    assert info["definition"]["function"] == "sum" and info["definition"]["window"] == "7d"
+    assert info["stats"] and info["stats"][0]["stats"]["count"] > 0
+    assert info["online"]["group"].startswith("member_activity@")
+    table = run("features", "describe", "member_jobViews_7d", home=home).stdout
+    assert "member_jobViews_7d" in table
+
+
+def test_features_errors_name_what_is_wrong(demo, tmp_path):
+    home, _ = demo
+    unknown = run("features", "describe", "member_jobViews_7day", home=home, check=False)
+    assert unknown.returncode == 1 and "Did you mean: member_jobViews_7d" in unknown.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "anchors:\n  - name: broken\n    entity: member\n    source: world_members\n    owner: me\n"
+        "    aggregations:\n      - {name: member_x_7d, expr: seniority, function: sum, window: 7 days}\n"
+    )
+    out = run("features", "apply", str(bad), home=home, check=False)
+    assert out.returncode == 1
+    assert "bad.yaml" in out.stderr and "aggregations[member_x_7d].window" in out.stderr
 
 
 def test_worlds_generate_json_and_module_entry_point(tmp_path):

@@ -70,8 +70,12 @@ def demo(
     online = store.get_online_features(
         "member", [1, 2, 3], ["member_primaryTitle", "member_seniority", "member_jobViews_30d", "member_activityLevel_30d"]
     )
-    console.print("online read for members 1-3:")
-    console.print(online.to_pandas().to_string(index=False))
+    table = Table(title="online read, members 1-3", title_justify="left")
+    for name in online.column_names:
+        table.add_column(name, justify="right")
+    for row in online.to_pylist():
+        table.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row.values()])
+    console.print(table)
 
 
 @app.command()
@@ -103,7 +107,10 @@ def run(typer_app: typer.Typer, **kwargs: Any) -> None:
     try:
         typer_app(**kwargs)
     except ProMLError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        from rich.markup import escape
+
+        # Messages quote fields such as anchors[member_activity]: escape them so rich shows them as is.
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise SystemExit(1) from None
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from proml_lab.cli._common import HomeOption, JsonOption, console, print_json, progress, workspace
@@ -22,7 +23,7 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def print_apply(result: Any) -> None:
-    console.print(f"applied: {result}")
+    console.print(f"applied: {escape(str(result))}")
     for change in result.updated:
         console.print(f"  updated {change.kind} {change.name}: v{change.old_version} -> v{change.new_version}")
 
@@ -32,7 +33,7 @@ def print_hits(hits: list[Any], title: str) -> None:
     for column in ("feature", "entity", "type", "online", "description"):
         table.add_column(column, overflow="fold")
     for hit in hits:
-        table.add_row(hit.name, hit.entity, hit.type, "yes" if hit.online else "", hit.description)
+        table.add_row(hit.name, hit.entity, hit.type, "yes" if hit.online else "", escape(hit.description))
     console.print(table)
 
 
@@ -99,7 +100,7 @@ def _short(value: Any) -> str:
     import json
 
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) < 400 else text[:400] + " ..."
+    return escape(text if len(text) < 400 else text[:400] + " ...")
 
 
 @app.command("materialize")

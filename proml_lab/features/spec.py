@@ -54,7 +54,7 @@ def parse_duration(value: Any) -> dt.timedelta:
 
 def format_duration(value: dt.timedelta) -> str:
     seconds = int(value.total_seconds())
-    for unit in ("w", "d", "h", "m"):
+    for unit in ("d", "h", "m"):  # "7d", not "1w": windows read as days in feature names
         if seconds % _UNIT_SECONDS[unit] == 0:
             return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
     return f"{seconds}s"

@@ -55,7 +55,7 @@ class FeatureStore:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self._online: OnlineStore | None = None
-        self._readers: dict[tuple[str, tuple[str, ...]], Callable[[Any], pa.Table]] = {}
+        self._readers: dict[tuple[str, tuple[str, ...]], Callable[[Any], OnlineFeatures]] = {}
 
     # -- catalog -----------------------------------------------------------------------------------
     @functools.cached_property
@@ -246,19 +246,20 @@ class FeatureStore:
 
         Derived features are computed by the same function as offline.
         """
-        return self.online_reader(entity, features)(keys)
+        return self.online_reader(entity, features)(keys).to_arrow()
 
-    def online_reader(self, entity: str, features: Sequence[str]) -> Callable[[Any], pa.Table]:
+    def online_reader(self, entity: str, features: Sequence[str]) -> Callable[[Any], OnlineFeatures]:
         """A reader bound to one feature list: catalog look-ups happen once, not per request.
 
-        Readers are cached until the next ``apply`` or ``materialize_online`` changes what they read.
+        The reader returns :class:`OnlineFeatures` (numpy columns, the form the ranking engine
+        consumes). Readers are cached until the next ``apply`` or ``materialize_online``.
         """
         cache_key = (entity, tuple(features))
         if cache_key not in self._readers:
             self._readers[cache_key] = self._make_reader(entity, cache_key[1])
         return self._readers[cache_key]
 
-    def _make_reader(self, entity: str, features: tuple[str, ...]) -> Callable[[Any], pa.Table]:
+    def _make_reader(self, entity: str, features: tuple[str, ...]) -> Callable[[Any], OnlineFeatures]:
         from proml_lab.features.derived import compute_derived
 
         records = self.catalog.resolve(list(features))
@@ -279,16 +280,30 @@ class FeatureStore:
             by_group.setdefault(group, []).append(r.name)
         store = self.online_store
 
-        def read(keys: Any) -> pa.Table:
+        def read(keys: Any) -> OnlineFeatures:
             key_array = np.asarray(keys)
             columns: dict[str, Any] = {}
             for group, names in by_group.items():
                 columns.update(store.read(entity, group, key_array, names).columns)
             for name, d in derived.items():
                 columns[name] = compute_derived(d.function, {n: _numeric(columns[n]) for n in d.inputs}, d.params)
-            return pa.table({name: _arrow(columns[name]) for name in features})
+            return OnlineFeatures((name, columns[name]) for name in features)
 
         return read
+
+
+class OnlineFeatures(dict):
+    """Feature name → column for one online read, in request order.
+
+    Numeric and binary features are float64 arrays (NaN where missing), vectors float32 arrays of
+    shape (n, dimension), categorical and text features Arrow string arrays (null where missing).
+    """
+
+    def to_arrow(self) -> pa.Table:
+        return pa.table({name: _arrow(column) for name, column in self.items()})
+
+    def to_pandas(self) -> Any:
+        return self.to_arrow().to_pandas()
 
 
 def online_group(anchor: Anchor) -> str:
@@ -325,4 +340,4 @@ def _arrow(column: Any) -> pa.Array:
     return pa.array(array)
 
 
-__all__ = ["FeatureStore", "MaterializeReport", "online_group"]
+__all__ = ["FeatureStore", "MaterializeReport", "OnlineFeatures", "online_group"]

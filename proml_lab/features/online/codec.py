@@ -106,8 +106,8 @@ class GroupSchema:
         if dupes:
             raise ValueError(f"a group schema names {', '.join(dupes)} more than once")
 
-    @property
-    def names(self) -> tuple[str, ...]:
+    @functools.cached_property
+    def names(self) -> tuple[str, ...]:  # cached: every read checks requested names against it
         return tuple(f.name for f in self.fields)
 
     @classmethod
