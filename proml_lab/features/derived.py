@@ -19,54 +19,40 @@ Examples
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
 from typing import Any
 
 import numpy as np
 
+from proml_lab._registry import Registry
 from proml_lab.errors import UnknownFeatureError
 
 DerivedFunction = Callable[..., np.ndarray]
 ENTRY_POINT_GROUP = "proml_lab.derived_features"
 
-_REGISTRY: dict[str, DerivedFunction] = {}
-_entry_points_loaded = False
+_REGISTRY: Registry[DerivedFunction] = Registry(ENTRY_POINT_GROUP, "Derived-feature")
 
 
 def derived_function(name: str) -> Callable[[DerivedFunction], DerivedFunction]:
     """Register ``fn`` under ``name`` (decorator)."""
 
     def register(fn: DerivedFunction) -> DerivedFunction:
-        _REGISTRY[name] = fn
+        _REGISTRY.register(name, fn)
         return fn
 
     return register
 
 
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            _REGISTRY.setdefault(ep.name, ep.load())
-        except Exception as exc:  # a broken plugin must not break the others
-            warnings.warn(f"Derived-feature plugin {ep.name!r} failed to load: {exc}", stacklevel=2)
-
-
 def get_derived_function(name: str) -> DerivedFunction:
     """The function registered as ``name``; an unknown name lists the closest known ones."""
-    _load_entry_points()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
+    fn = _REGISTRY.get(name)
+    if fn is None:
         import difflib
 
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5) or sorted(_REGISTRY)
-        raise UnknownFeatureError(name, close, what="derived-feature function") from None
+        known = _REGISTRY.names()
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5) or known
+        raise UnknownFeatureError(name, close, what="derived-feature function")
+    return fn
 
 
 def compute_derived(

@@ -21,10 +21,9 @@ Examples
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
-from importlib.metadata import entry_points
 
+from proml_lab._registry import Registry
 from proml_lab.errors import OnlineStoreError
 from proml_lab.features.online.base import (
     OnlineRead,
@@ -51,8 +50,7 @@ __all__ = [
 ENTRY_POINT_GROUP = "proml_lab.online_stores"
 StoreFactory = Callable[[str], OnlineStore]
 
-_REGISTRY: dict[str, StoreFactory] = {}
-_entry_points_loaded = False
+_REGISTRY: Registry[StoreFactory] = Registry(ENTRY_POINT_GROUP, "Online-store", normalize=str.lower)
 
 
 def register_online_store(scheme: str, factory: StoreFactory) -> None:
@@ -64,19 +62,7 @@ def register_online_store(scheme: str, factory: StoreFactory) -> None:
     >>> open_online_store("mystore://host/db")  # doctest: +SKIP
     MyOnlineStore('mystore://host/db')
     """
-    _REGISTRY[scheme.lower()] = factory
-
-
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            _REGISTRY.setdefault(ep.name.lower(), ep.load())
-        except Exception as exc:  # a broken plugin must not break the other stores
-            warnings.warn(f"Online-store plugin {ep.name!r} failed to load: {exc}", stacklevel=3)
+    _REGISTRY.register(scheme, factory)
 
 
 def open_online_store(url: str) -> OnlineStore:
@@ -97,12 +83,11 @@ def open_online_store(url: str) -> OnlineStore:
     Traceback (most recent call last):
     proml_lab.errors.OnlineStoreError: Unknown online store scheme 'nosuch'; known schemes: ...
     """
-    _load_entry_points()
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     factory = _REGISTRY.get(scheme)
     if factory is None:
         raise OnlineStoreError(
-            f"Unknown online store scheme {scheme!r}; known schemes: {', '.join(sorted(_REGISTRY))}",
+            f"Unknown online store scheme {scheme!r}; known schemes: {', '.join(_REGISTRY.names())}",
             url=url,
         )
     store = factory(url)

@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from proml_lab._registry import Registry
+
 from proml_lab.errors import OnlineStoreError, ProMLError, UnknownFeatureError
 from proml_lab.features.online import (
     MISSING_TS,
@@ -277,7 +279,10 @@ def test_registered_and_entry_point_stores(tmp_path: Path, monkeypatch: pytest.M
         opened.append(url)
         return SQLiteOnlineStore("sqlite:///" + url.split("://", 1)[1])
 
-    monkeypatch.setattr(online, "_REGISTRY", dict(online._REGISTRY))
+    fresh = Registry(online.ENTRY_POINT_GROUP, "Online-store", normalize=str.lower)
+    for name in online._REGISTRY.names():
+        fresh.register(name, online._REGISTRY.get(name))
+    monkeypatch.setattr(online, "_REGISTRY", fresh)
     register_online_store("mystore", factory)
     with open_online_store(f"mystore://{tmp_path / 'x.db'}") as s:
         s.write_batch("member", "g", NUMERIC, np.array([1]), {"x": [4.0]}, np.array([1]))
@@ -290,7 +295,7 @@ def test_registered_and_entry_point_stores(tmp_path: Path, monkeypatch: pytest.M
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-store\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[proml_lab.online_stores]\nbroken = no_such_module_xyz:Store\n")
     monkeypatch.setattr(sys, "path", [str(tmp_path / "site"), *sys.path])
-    monkeypatch.setattr(online, "_entry_points_loaded", False)
+    monkeypatch.setattr(fresh, "_loaded", False)
     with pytest.warns(UserWarning, match="Online-store plugin 'broken' failed to load"):
         with pytest.raises(OnlineStoreError, match="Unknown online store scheme 'broken'"):
             open_online_store("broken://x")
