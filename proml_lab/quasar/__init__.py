@@ -1,0 +1,17 @@
+"""Quasar: the language a ranking model is written in (the authoring layer).
+
+>>> from proml_lab.quasar import parse, to_source
+>>> program = parse("ranked = ORDER DOCUMENTS BY score WITH DESC; RETURN ranked;")
+>>> print(to_source(program), end="")
+ranked = ORDER DOCUMENTS BY score WITH DESC;
+RETURN ranked;
+"""
+
+from __future__ import annotations
+
+from proml_lab.quasar.ast import Program
+from proml_lab.quasar.errors import QuasarError, QuasarSyntaxError
+from proml_lab.quasar.printer import to_source
+from proml_lab.quasar.syntax import parse
+
+__all__ = ["Program", "QuasarError", "QuasarSyntaxError", "parse", "to_source"]
