@@ -10,8 +10,12 @@ RETURN ranked;
 from __future__ import annotations
 
 from proml_lab.quasar.ast import Program
+from proml_lab.quasar.check import CheckedProgram, check
 from proml_lab.quasar.errors import QuasarError, QuasarSyntaxError
+from proml_lab.quasar.ir import IR, compile
 from proml_lab.quasar.printer import to_source
 from proml_lab.quasar.syntax import parse
 
-__all__ = ["Program", "QuasarError", "QuasarSyntaxError", "parse", "to_source"]
+__all__ = [
+    "IR", "CheckedProgram", "Program", "QuasarError", "QuasarSyntaxError", "check", "compile", "parse", "to_source",
+]

@@ -16,7 +16,16 @@ from typing import Any
 
 from proml_lab.errors import ProMLError
 
-__all__ = ["QuasarError", "QuasarSyntaxError", "caret_excerpt"]
+__all__ = [
+    "QuasarError",
+    "QuasarNameError",
+    "QuasarParamError",
+    "QuasarScopeError",
+    "QuasarStateError",
+    "QuasarSyntaxError",
+    "QuasarTypeError",
+    "caret_excerpt",
+]
 
 
 def caret_excerpt(source_line: str, column: int) -> str:
@@ -143,3 +152,33 @@ class QuasarSyntaxError(QuasarError):
     ) -> None:
         super().__init__(message, filename=filename, line=line, column=column, source_line=source_line)
         self.expected = tuple(expected)
+
+
+class QuasarNameError(QuasarError):
+    """A name the program uses is not known: a feature, a node, an operator or an override target."""
+
+    kind = "name error"
+
+
+class QuasarTypeError(QuasarError):
+    """A value's type does not fit where it is used; the message names both types."""
+
+    kind = "type error"
+
+
+class QuasarScopeError(QuasarError):
+    """A value has the wrong scope (request < member < document; lists) for where it is used."""
+
+    kind = "scope error"
+
+
+class QuasarParamError(QuasarError):
+    """An operator's parameter is unknown or has a value outside what the operator allows."""
+
+    kind = "parameter error"
+
+
+class QuasarStateError(QuasarError):
+    """A trainable node is asked to score before it has learned state."""
+
+    kind = "state error"
