@@ -97,3 +97,28 @@ def test_user_errors_exit_1_with_one_clear_line(tmp_path):
     assert "Traceback" not in out.stderr
     missing = run("worlds", "summary", home=tmp_path / "empty", check=False)
     assert missing.returncode == 1 and "proml init" in missing.stderr
+
+
+PROGRAM = """// Rank jobs by how close their seniority is to the member's.
+INPUT MEMBER double member_seniority;
+INPUT DOCUMENT double job_seniority;
+double gap = job_seniority - member_seniority;
+ranked = ORDER DOCUMENTS BY gap WITH ASC;
+RETURN ranked;
+"""
+
+
+def test_quasar_check_and_ir_against_the_workspace_catalog(demo, tmp_path):
+    home, _ = demo
+    program = tmp_path / "seniority.quasar"
+    program.write_text(PROGRAM)
+    out = run("quasar", "check", str(program), home=home)
+    assert "ok — 5 nodes, 2 features, 0 trainable" in out.stdout
+    ir = json.loads(run("quasar", "ir", str(program), home=home).stdout)
+    scopes = {n["id"]: n["scope"] for n in ir["nodes"]}
+    assert scopes["member_seniority"] == "member" and scopes["gap"] == "document"
+    typo = tmp_path / "typo.quasar"
+    typo.write_text(PROGRAM.replace("double job_seniority;", "double job_senority;"))
+    bad = run("quasar", "check", str(typo), home=home, check=False)
+    assert bad.returncode == 1
+    assert f"{typo}:3:23: name error: unknown feature 'job_senority'; did you mean 'job_seniority'?" in bad.stderr

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from proml_lab.cli import features as features_cli
+from proml_lab.cli import quasar as quasar_cli
 from proml_lab.cli import worlds as worlds_cli
 from proml_lab.cli._common import HomeOption, console, err_console, progress, workspace
 from proml_lab.errors import ProMLError
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(worlds_cli.app, name="worlds")
 app.add_typer(features_cli.app, name="features")
+app.add_typer(quasar_cli.app, name="quasar")
 worlds_app = worlds_cli.app
 
 WORLD_FEATURES = Path(__file__).resolve().parent.parent / "worlds" / "feature_definitions"
