@@ -117,6 +117,8 @@ def test_quasar_check_and_ir_against_the_workspace_catalog(demo, tmp_path):
     ir = json.loads(run("quasar", "ir", str(program), home=home).stdout)
     scopes = {n["id"]: n["scope"] for n in ir["nodes"]}
     assert scopes["member_seniority"] == "member" and scopes["gap"] == "document"
+    svg = run("quasar", "render", str(program), "-o", str(tmp_path / "dag.svg"), "--engine", "python", home=home)
+    assert "wrote" in svg.stdout and 'data-node="gap"' in (tmp_path / "dag.svg").read_text()
     typo = tmp_path / "typo.quasar"
     typo.write_text(PROGRAM.replace("double job_seniority;", "double job_senority;"))
     bad = run("quasar", "check", str(typo), home=home, check=False)

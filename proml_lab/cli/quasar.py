@@ -50,3 +50,19 @@ def check(file: FileArgument, home: HomeOption = None, catalog: CatalogOption = 
 def ir(file: FileArgument, home: HomeOption = None, catalog: CatalogOption = True) -> None:
     """Print the program's IR (the typed DAG) as JSON."""
     print(compile_file(file, home, catalog).dumps())
+
+
+@app.command("render")
+def render(
+    file: FileArgument,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the SVG (or .dot).")],
+    home: HomeOption = None,
+    catalog: CatalogOption = True,
+    engine: Annotated[str, typer.Option(help="auto (graphviz when installed), graphviz or python.")] = "auto",
+) -> None:
+    """Draw the program's DAG as SVG (or DOT, when the output ends in .dot)."""
+    from proml_lab.quasar.render import QuasarDiagram
+
+    diagram = QuasarDiagram(compile_file(file, home, catalog), engine=engine, title=file.stem)
+    diagram.save(output)
+    console.print(f"wrote {output}", highlight=False)
