@@ -12,7 +12,7 @@ PROML = [sys.executable, "-m", "proml_lab.cli"]
 
 
 def run(*args, home: Path, check=True, module=PROML):
-    env = {**os.environ, "PROML_HOME": str(home), "COLUMNS": "120"}
+    env = {**os.environ, "PROML_HOME": str(home), "COLUMNS": "400"}
     out = subprocess.run([*module, *args], capture_output=True, text=True, env=env)
     if check:
         assert out.returncode == 0, out.stderr
@@ -47,6 +47,12 @@ def test_demo_applies_materializes_and_serves_the_world_features(demo):
     assert "created 5 anchors, 2 entities, 40 features, 4 sources" in out.stdout
     assert "online read, members 1-3" in out.stdout
     assert (home / "lake" / "features" / "member_activity").is_dir()
+
+
+def test_demo_checks_and_draws_the_world_program(demo):
+    home, out = demo
+    assert "checked job_recommendations.quasar: 27 nodes, 11 marketplace features, trainable: glmix" in out.stdout
+    assert 'data-node="glmix"' in (home / "programs" / "job_recommendations.svg").read_text()
 
 
 def test_features_search_lists_title_features_first(demo):

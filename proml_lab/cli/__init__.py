@@ -30,6 +30,7 @@ app.add_typer(quasar_cli.app, name="quasar")
 worlds_app = worlds_cli.app
 
 WORLD_FEATURES = Path(__file__).resolve().parent.parent / "worlds" / "feature_definitions"
+WORLD_PROGRAM = Path(__file__).resolve().parent.parent / "worlds" / "programs" / "job_recommendations.quasar"
 
 
 def _print_workspace(ws: Any) -> None:
@@ -51,7 +52,7 @@ def demo(
     size: Annotated[str, typer.Option(help="World size: tiny, small or large.")] = "small",
     seed: Annotated[int, typer.Option(help="Random seed of the world.")] = 0,
 ) -> None:
-    """Walk the lifecycle on the embedded defaults: workspace, sample world, feature marketplace, ..."""
+    """Walk the lifecycle on the embedded defaults: workspace, sample world, feature marketplace, model DAG."""
     from proml_lab.worlds import generate_world
 
     ws = workspace(home)
@@ -78,6 +79,21 @@ def demo(
     for row in online.to_pylist():
         table.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row.values()])
     console.print(table)
+
+    console.rule("[bold]3. Quasar: the job-recommendation model as a DAG")
+    from proml_lab.quasar import compile
+    from proml_lab.quasar.render import QuasarDiagram
+
+    ir = compile(WORLD_PROGRAM.read_text(encoding="utf-8"), catalog=store.catalog, filename=WORLD_PROGRAM.name)
+    picture = ws.root / "programs" / "job_recommendations.svg"
+    picture.parent.mkdir(exist_ok=True)
+    QuasarDiagram(ir, engine="python", title=ir.name).save(picture)
+    console.print(
+        f"checked {WORLD_PROGRAM.name}: {len(ir.nodes)} nodes, {len(ir.features())} marketplace features, "
+        f"trainable: {', '.join(n.id for n in ir.trainables())}; DAG drawn to {picture}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()

@@ -43,6 +43,7 @@ def check(file: FileArgument, home: HomeOption = None, catalog: CatalogOption = 
     console.print(
         f"{file}: ok — {len(ir.nodes)} nodes, {len(ir.features())} features, {len(ir.trainables())} trainable",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -65,4 +66,4 @@ def render(
 
     diagram = QuasarDiagram(compile_file(file, home, catalog), engine=engine, title=file.stem)
     diagram.save(output)
-    console.print(f"wrote {output}", highlight=False)
+    console.print(f"wrote {output}", highlight=False, soft_wrap=True)
