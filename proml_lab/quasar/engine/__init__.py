@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from proml_lab.quasar.engine.local import LocalEngine, QueryBatch, RankResult
 
-__all__ = ["LocalEngine", "QueryBatch", "RankResult"]
+__all__ = ["LocalEngine", "QueryBatch", "RankResult", "SparkEngine"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SparkEngine":  # imported on first use: the local engine must not pull in Spark
+        from proml_lab.quasar.engine.spark import SparkEngine
+
+        return SparkEngine
+    raise AttributeError(f"module 'proml_lab.quasar.engine' has no attribute {name!r}")

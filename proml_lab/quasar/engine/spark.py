@@ -1,0 +1,280 @@
+"""The Spark engine: the same Quasar IR and the same operator code as the local engine, run on Spark.
+
+Two entry points:
+
+* :meth:`SparkEngine.score` — pairwise scoring for training data and batch scoring. ``df`` holds one row
+  per (query / member, document) pair with a column per input feature (member-scope and document-scope
+  columns side by side, as a point-in-time join produces them). Each Arrow batch of a ``mapInPandas``
+  becomes a :class:`~proml_lab.quasar.engine.local.QueryBatch` in which **every row is its own query**
+  (``query_index = arange(n)``; member / request columns are the batch's columns, already aligned per
+  row) and is evaluated by :class:`~proml_lab.quasar.engine.local.LocalEngine` — no operator is
+  reimplemented here. Phase boundaries (``KEEP``) and list operations (``ORDER`` / ``TOP`` / ``FILTER``
+  / ``DIVERSIFY``) do not apply to pairwise scoring: they are dropped and every requested value node is
+  computed for every row (a node declared after a ``KEEP`` is scored on all rows, not on the kept ones).
+* :meth:`SparkEngine.rank` — per-query ranking: ``groupBy(query_column).applyInPandas`` runs
+  :meth:`LocalEngine.rank` on each query's candidates (list operations and ``KEEP`` apply).
+
+How pairwise scoring reuses the local engine: the local engine evaluates only the nodes its IR's output
+reaches and exposes node values through ``rank(..., explain=True)``. The Spark engine builds a *scoring
+IR* from the program — its value nodes (inputs, operators, trainables) unchanged, the list nodes dropped,
+and a synthetic ``RETURN`` of all documents whose inputs are the requested value nodes — so that the local
+engine computes exactly the requested nodes (and what they read) for all rows, and reads them back from
+``explain``. The trained state travels to the executors once, inside the pickled closure of the
+batch function (one copy per task, never per row); each Python worker builds its engine once.
+
+Output columns: ``double`` -> ``DoubleType``, ``Vector[...]`` -> ``ArrayType(FloatType)``,
+``Categorical`` / ``string`` -> ``StringType``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from proml_lab.quasar import ir as irm
+from proml_lab.quasar.engine.local import LocalEngine, QueryBatch
+from proml_lab.quasar.errors import QuasarError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+__all__ = ["SparkEngine", "scoring_ir"]
+
+_LIST_KINDS = (irm.Order, irm.Top, irm.Filter, irm.Diversify, irm.Keep, irm.Return)
+_RETURN_ID = "__spark_score_return__"
+
+
+def scoring_ir(ir: irm.IR, nodes: Sequence[str]) -> irm.IR:
+    """The pairwise-scoring IR of *ir*: its value nodes, no list nodes, and a ``RETURN`` of all
+    documents that reads *nodes* (so a lazy engine computes exactly those and what they depend on)."""
+    values = tuple(n for n in ir.nodes if not isinstance(n, _LIST_KINDS))
+    ret = irm.Return(id=_RETURN_ID, type="List", scope="list", inputs=tuple(nodes),
+                     params={"source": {"$documents": None}})
+    return irm.IR(ir.name, (*values, ret), _RETURN_ID, ir.training_config)
+
+
+def _spark_type(type_: str) -> Any:
+    from pyspark.sql import types as T
+
+    if type_ == "double":
+        return T.DoubleType()
+    if type_.startswith("Vector"):
+        return T.ArrayType(T.FloatType())
+    if type_ in ("Categorical", "string", "String"):
+        return T.StringType()
+    raise QuasarError(f"the Spark engine cannot output a value of type {type_!r}")
+
+
+def _to_pandas_column(values: np.ndarray, type_: str) -> Any:
+    arr = np.asarray(values)
+    if type_ == "double":
+        return arr.astype(np.float64, copy=False).reshape(len(arr))
+    if type_.startswith("Vector"):
+        arr = arr.astype(np.float32, copy=False)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        return list(arr)
+    return [None if v is None else str(v) for v in arr]
+
+
+class _Scorer:
+    """The picklable batch function of :meth:`SparkEngine.score` (holds IR + state, builds the local
+    engine once per Python worker)."""
+
+    def __init__(self, ir: irm.IR, state: Mapping[str, Any], nodes: list[str],
+                 member_id_column: str | None, document_id_column: str | None) -> None:
+        self.ir = scoring_ir(ir, nodes)
+        self.state = dict(state)
+        self.nodes = nodes
+        self.types = {n: ir.node(n).type for n in nodes}
+        self.inputs = [n for n in self.ir.nodes if isinstance(n, irm.Input)
+                       and n.id in set(self.ir.reachable())]
+        self.member_id_column = member_id_column
+        self.document_id_column = document_id_column
+        self._engine: LocalEngine | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_engine": None}
+
+    @property
+    def engine(self) -> LocalEngine:
+        if self._engine is None:
+            self._engine = LocalEngine(self.ir, state=self.state)
+        return self._engine
+
+    def score_pandas(self, pdf: Any) -> Any:
+        """*pdf* with one extra column per requested node (every row its own query)."""
+        n = len(pdf)
+        cols: dict[str, dict[str, Any]] = {"member": {}, "request": {}, "document": {}}
+        for node in self.inputs:
+            cols[node.scope][node.feature] = pdf[node.feature].to_numpy()
+        batch = QueryBatch(
+            documents=cols["document"], member=cols["member"], request=cols["request"],
+            query_index=np.arange(n, dtype=np.int64), num_queries=n,
+            member_ids=(pdf[self.member_id_column].to_numpy()
+                        if self.member_id_column is not None else None),
+            document_ids=(pdf[self.document_id_column].to_numpy()
+                          if self.document_id_column is not None else None))
+        result = self.engine.rank(batch, explain=True)
+        out = pdf.copy()
+        inverse = np.empty(n, dtype=np.int64)
+        inverse[result.document_rows] = np.arange(len(result.document_rows))
+        for node_id in self.nodes:
+            values = np.asarray(result.explain[node_id])[inverse] if n else result.explain.get(
+                node_id, np.zeros(0))
+            out[node_id] = _to_pandas_column(values, self.types[node_id])
+        return out
+
+    def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
+        for pdf in batches:
+            yield self.score_pandas(pdf)
+
+
+class _Ranker:
+    """The picklable group function of :meth:`SparkEngine.rank`."""
+
+    def __init__(self, ir: irm.IR, state: Mapping[str, Any], query_column: str, k: int | None,
+                 columns: list[str], member_id_column: str | None,
+                 document_id_column: str | None) -> None:
+        self.ir = ir
+        self.state = dict(state)
+        self.query_column = query_column
+        self.k = k
+        self.columns = columns
+        self.inputs = [n for n in ir.nodes if isinstance(n, irm.Input) and n.id in set(ir.reachable())]
+        self.member_id_column = member_id_column
+        self.document_id_column = document_id_column
+        self._engine: LocalEngine | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_engine": None}
+
+    @property
+    def engine(self) -> LocalEngine:
+        if self._engine is None:
+            self._engine = LocalEngine(self.ir, state=self.state)
+        return self._engine
+
+    def __call__(self, pdf: Any) -> Any:
+        import pandas as pd  # type: ignore[import-untyped]
+
+        n = len(pdf)
+        cols: dict[str, dict[str, Any]] = {"member": {}, "request": {}, "document": {}}
+        for node in self.inputs:
+            col = pdf[node.feature].to_numpy()
+            cols[node.scope][node.feature] = col if node.scope == "document" else col[:1]
+        batch = QueryBatch(
+            documents=cols["document"], member=cols["member"], request=cols["request"],
+            query_index=np.zeros(n, dtype=np.int64), num_queries=1,
+            member_ids=(pdf[self.member_id_column].to_numpy()[:1]
+                        if self.member_id_column is not None else None),
+            document_ids=(pdf[self.document_id_column].to_numpy()
+                          if self.document_id_column is not None else None))
+        result = self.engine.rank(batch)
+        keep = np.ones(len(result), dtype=bool) if self.k is None else result.positions < self.k
+        rows = result.document_rows[keep]
+        picked = pdf.iloc[rows].reset_index(drop=True)
+        data: dict[str, Any] = {self.query_column: picked[self.query_column],
+                                "position": result.positions[keep].astype(np.int64)}
+        for c in self.columns:
+            if c != self.query_column:
+                data[c] = picked[c]
+        data["score"] = result.scores[keep].astype(np.float64)
+        return pd.DataFrame(data)
+
+
+class SparkEngine:
+    """Runs one compiled :class:`~proml_lab.quasar.ir.IR` on Spark DataFrames; ``state`` as for
+    :class:`~proml_lab.quasar.engine.local.LocalEngine`."""
+
+    def __init__(self, ir: irm.IR, *, state: Mapping[str, Any] | None = None) -> None:
+        self.ir = ir
+        self.state = dict(state or {})
+        self._by_id = {n.id: n for n in ir.nodes}
+
+    # ---- node selection --------------------------------------------------------------------------------
+
+    def score_node(self) -> str:
+        """The value node the output's ``ORDER`` sorts by (the program's score)."""
+        node = self._by_id[self.ir.output]
+        while isinstance(node, _LIST_KINDS):
+            if isinstance(node, irm.Order):
+                return str(node.params["by"]["$ref"])
+            src = node.params.get("source")
+            if not (isinstance(src, dict) and "$ref" in src):
+                break
+            node = self._by_id[src["$ref"]]
+        raise QuasarError("the program's RETURN is not ordered by a score; pass nodes=[...] to "
+                          "SparkEngine.score")
+
+    def _nodes(self, nodes: Sequence[str] | str | None) -> list[str]:
+        if nodes is None:
+            return [self.score_node()]
+        if isinstance(nodes, str):
+            if nodes != "all":
+                nodes = [nodes]
+            else:
+                reach = set(self.ir.reachable())
+                return [n.id for n in self.ir.nodes if n.id in reach and n.type == "double"
+                        and isinstance(n, irm.Op | irm.Trainable)]
+        out = []
+        for node_id in nodes:
+            node = self._by_id.get(node_id)
+            if node is None:
+                raise QuasarError(f"the program has no node {node_id!r}")
+            if isinstance(node, _LIST_KINDS):
+                raise QuasarError(f"node {node_id!r} is a list ({node.kind}); only value nodes can be "
+                                  f"scored pairwise")
+            out.append(node_id)
+        return out
+
+    def _check_columns(self, ir: irm.IR, columns: Sequence[str], *extra: str | None) -> None:
+        have = set(columns)
+        reach = set(ir.reachable())
+        missing = [n for n in ir.nodes if isinstance(n, irm.Input) and n.id in reach
+                   and n.feature not in have]
+        if missing:
+            listing = ", ".join(f"{n.feature!r} ({n.scope.upper()})" for n in missing)
+            raise QuasarError(f"the DataFrame has no column for input feature(s) {listing}")
+        for c in extra:
+            if c is not None and c not in have:
+                raise QuasarError(f"the DataFrame has no column {c!r}")
+
+    # ---- Spark ------------------------------------------------------------------------------------------
+
+    def score(self, df: DataFrame, *, nodes: Sequence[str] | str | None = None,
+              member_id_column: str | None = None, document_id_column: str | None = None) -> DataFrame:
+        """*df* with one extra column per requested value node (default: the score; ``"all"``: every
+        reachable operator / trainable node of type double), computed pairwise on every row."""
+        from pyspark.sql import types as T
+
+        wanted = self._nodes(nodes)
+        scorer = _Scorer(self.ir, self.state, wanted, member_id_column, document_id_column)
+        self._check_columns(scorer.ir, df.columns, member_id_column, document_id_column)
+        new = {n: T.StructField(n, _spark_type(self._by_id[n].type), True) for n in wanted}
+        fields = [new.get(f.name, f) for f in df.schema.fields]  # a node named like a column replaces it
+        fields += [new[n] for n in wanted if n not in set(df.columns)]
+        def score_batches(batches):  # a plain function: Spark inspects its signature
+            return scorer(batches)
+
+        return df.mapInPandas(score_batches, T.StructType(fields))
+
+    def rank(self, df: DataFrame, *, query_column: str, k: int | None = None,
+             member_id_column: str | None = None, document_id_column: str | None = None) -> DataFrame:
+        """Per-query ranking: ``(query_column, position, df's other columns, score)``, the top *k*
+        per query (all returned rows when ``k`` is None), computed by the local engine per group."""
+        from pyspark.sql import types as T
+
+        self._check_columns(self.ir, df.columns, query_column, member_id_column, document_id_column)
+        by_name = {f.name: f for f in df.schema.fields}
+        fields = [by_name[query_column], T.StructField("position", T.LongType(), False)]
+        fields += [f for f in df.schema.fields if f.name != query_column]
+        fields.append(T.StructField("score", T.DoubleType(), True))
+        ranker = _Ranker(self.ir, self.state, query_column, k, list(df.columns), member_id_column,
+                         document_id_column)
+        def rank_group(pdf):  # a plain one-argument function: Spark inspects its signature
+            return ranker(pdf)
+
+        return df.groupBy(query_column).applyInPandas(rank_group, T.StructType(fields))
