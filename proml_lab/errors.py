@@ -38,10 +38,9 @@ class DataNotFoundError(ProMLError):
 class MissingDependencyError(ProMLError, ImportError):
     """An optional dependency is not installed; the message names the extra that brings it."""
 
-    def __init__(self, package: str, extra: str) -> None:
-        super().__init__(
-            f"{package} is not installed. Install it with: pip install 'proml-lab[{extra}]'"
-        )
+    def __init__(self, package: str, extra: str | None = None) -> None:
+        fix = f"pip install 'proml-lab[{extra}]'" if extra else "pip install proml-lab (a core dependency is missing)"
+        super().__init__(f"{package} is not installed. Install it with: {fix}")
         self.package = package
         self.extra = extra
 

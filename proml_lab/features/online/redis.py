@@ -82,7 +82,7 @@ class RedisOnlineStore(OnlineStore):
             try:
                 import redis
             except ImportError:
-                raise MissingDependencyError("redis", "redis") from None
+                raise MissingDependencyError("redis") from None
             # Fail fast instead of hanging: 1 s to connect, 5 s for any reply (a 1M-row batch runs in
             # about a second). URL query options win over these defaults.
             self._client = redis.Redis.from_url(self._connect_url, socket_connect_timeout=1, socket_timeout=5)

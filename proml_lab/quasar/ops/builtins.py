@@ -357,9 +357,22 @@ class TreeParams(OpParams):
 @operator("TreeEnsemble", args=[Arg("features", "nodes", NUMVEC), Arg("params", "params", optional=True)],
           output="double", trainable=True, params=TreeParams, extra="train")
 def tree_ensemble(features: list[np.ndarray], state: Any, params: Any = None) -> np.ndarray:
-    """The ensemble's margin; ``state`` is an ``xgboost.Booster``."""
-    xgb = lazy_import("xgboost", "train")
-    return np.asarray(state.predict(xgb.DMatrix(_matrix(features)), output_margin=True), dtype=np.float64)
+    """The ensemble's margin; ``state`` is an ``xgboost.Booster``.
+
+    The features go column by column into one C-contiguous float32 matrix (what XGBoost predicts on
+    natively) and through ``Booster.inplace_predict(..., predict_type="margin")``: no DMatrix, no
+    float64 copy.
+    """
+    lazy_import("xgboost", None)
+    parts = [np.asarray(c) for c in features]
+    widths = [1 if p.ndim == 1 else p.shape[1] for p in parts]
+    n = len(parts[0]) if parts else 0
+    x = np.empty((n, sum(widths)), dtype=np.float32)
+    j = 0
+    for part, w in zip(parts, widths, strict=True):
+        x[:, j:j + w] = part[:, None] if part.ndim == 1 else part
+        j += w
+    return np.asarray(state.inplace_predict(x, predict_type="margin"), dtype=np.float64).reshape(-1)
 
 
 @operator("DecisionTreesScorer", args=[Arg("model", "model", ("double",))], output="double",

@@ -233,7 +233,7 @@ def run_operator(
     return op.fn(**kwargs)
 
 
-def lazy_import(module: str, extra: str) -> Any:
+def lazy_import(module: str, extra: str | None) -> Any:
     """Import an optional dependency, or raise MissingDependencyError naming the extra."""
     import importlib
 
