@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xgboost as xgb
 
 from proml_lab.quasar.engine import LocalEngine, QueryBatch
 from proml_lab.quasar.ir import compile
 
-xgb = pytest.importorskip("xgboost")
 
 FEATURES = ["f0", "f1", "f2", "f3", "f4"]
 INPUTS = "\n".join(f"INPUT DOCUMENT double {f};" for f in FEATURES)

@@ -25,7 +25,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``redis://127.0.0.1:<port>`` of a redis-server started for this session (and stopped after)."""
     exe = shutil.which("redis-server")
     if exe is None:
-        pytest.skip("redis-server is not on PATH")
+        pytest.fail("redis-server is not on PATH; `make test` installs it (scripts/setup-system.sh)")
     import redis
 
     port = _free_port()
