@@ -159,7 +159,7 @@ def clip(x: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    norms = np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))  # no (n, d) temporaries
     dots = np.einsum("ij,ij->i", a, b)
     return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
 
@@ -309,15 +309,33 @@ def embedding_lookup(key: np.ndarray, params: dict[str, Any], state: dict[str, A
 
 def _lookup(keys: Any, table: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """Rows of *table* for *wanted* keys (vectorized through a sorted key index); missing -> zeros."""
-    keys_arr = np.asarray([str(k) for k in keys], dtype=str)
-    order = np.argsort(keys_arr)
-    sorted_keys = keys_arr[order]
-    want = np.asarray([str(k) for k in wanted], dtype=str) if len(wanted) else np.zeros(0, str)
+    want = np.asarray(wanted)
+    as_text = want.dtype.kind not in "iu" or np.asarray(keys).dtype.kind not in "iu"
+    sorted_keys, order = _key_index(keys, as_text)
+    if as_text:  # ids of different kinds (or strings) compare as text
+        want = want.astype(str) if len(want) else np.zeros(0, str)
     pos = np.clip(np.searchsorted(sorted_keys, want), 0, max(len(sorted_keys) - 1, 0))
     hit = (sorted_keys[pos] == want) if len(sorted_keys) else np.zeros(len(want), bool)
     out = np.zeros((len(want), table.shape[1]), dtype=np.float64)
     out[hit] = table[order[pos[hit]]]
     return out
+
+
+# A state's coefficient tables are looked up on every request: index each key array once.
+_KEY_INDEX: dict[tuple[int, bool], tuple[Any, np.ndarray, np.ndarray]] = {}
+
+
+def _key_index(keys: Any, as_text: bool) -> tuple[np.ndarray, np.ndarray]:
+    cached = _KEY_INDEX.get((id(keys), as_text))
+    if cached is not None and cached[0] is keys:
+        return cached[1], cached[2]
+    arr = np.asarray(keys)
+    arr = arr.astype(str) if as_text else arr
+    order = np.argsort(arr, kind="stable")
+    if len(_KEY_INDEX) > 256:
+        _KEY_INDEX.clear()
+    _KEY_INDEX[(id(keys), as_text)] = (keys, arr[order], order)
+    return arr[order], order
 
 
 # ---- scorers ----------------------------------------------------------------------------------------
