@@ -448,3 +448,17 @@ def test_job_recommendation_pipeline_end_to_end():
         lo, hi = bounds[qq], bounds[qq + 1]
         kept = set((lo + np.argsort(-cheap[lo:hi], kind="stable")[:40]).tolist())
         assert set(got.tolist()) <= kept
+
+
+def test_single_query_keep_selects_what_a_stable_sort_would():
+    from proml_lab.quasar.engine.local import _top_n_mask
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        key = rng.integers(0, 5, rng.integers(1, 40)).astype(float)  # many ties
+        key[rng.random(len(key)) < 0.1] = np.nan
+        n = int(rng.integers(1, len(key) + 2))
+        order = np.lexsort((-key,))  # the multi-query path's stable descending sort (NaN last)
+        expected = np.zeros(len(key), bool)
+        expected[order[:n]] = True
+        np.testing.assert_array_equal(_top_n_mask(key, n), expected)

@@ -315,7 +315,10 @@ class _Run:
             n = self.q if scope in _PER_QUERY else len(self.phase_qi[phase])
             return np.full(n, a) if a.ndim == 0 else np.broadcast_to(a, (n, *a.shape)).copy()
         if scope == "document":  # one value per query -> one per candidate
-            return np.asarray(arr).take(self.phase_qi[phase], axis=0)
+            arr, qi = np.asarray(arr), self.phase_qi[phase]
+            if self.q == 1 and arr.ndim > 1:  # one query: a read-only view, no (n, d) copy; ops that
+                return np.broadcast_to(arr[0], (len(qi), *arr.shape[1:]))  # see stride 0 use it once
+            return arr.take(qi, axis=0)
         return arr
 
     def _translate(self, src: int, dst: int) -> np.ndarray:
@@ -430,8 +433,12 @@ class _Run:
         rows = src.rows
         qi = self.phase_qi[phase][rows]
         key = self._key(node.params["by"], phase)[rows].astype(np.float64)
-        perm = np.lexsort((-key, qi))
-        chosen = rows[perm][_rank_in_groups(qi[perm]) < int(node.params["n"])]
+        n = int(node.params["n"])
+        if len(qi) and qi[0] == qi[-1]:  # one query (rows are grouped): O(n) selection, no sort
+            chosen = rows[_top_n_mask(key, n)]
+        else:
+            perm = np.lexsort((-key, qi))
+            chosen = rows[perm][_rank_in_groups(qi[perm]) < n]
         kept = np.sort(chosen)  # candidate order is kept; ties later break as without the KEEP
         self.phase_rows.append(self.phase_rows[phase][kept])
         self.phase_qi.append(self.phase_qi[phase][kept])
@@ -460,6 +467,18 @@ class _Run:
 
 
 # ---- vectorized helpers -------------------------------------------------------------------------------
+
+
+def _top_n_mask(key: np.ndarray, n: int) -> np.ndarray:
+    """The n highest keys (NaN lowest; ties at the cut-off: the earliest rows), as a mask — what a
+    stable descending sort's first n rows are, found with a partition instead of a sort."""
+    if n >= len(key):
+        return np.ones(len(key), dtype=bool)
+    k = np.where(np.isnan(key), -np.inf, key)
+    cut = np.partition(k, len(k) - n)[len(k) - n]
+    mask = k > cut
+    mask[np.flatnonzero(k == cut)[: n - int(mask.sum())]] = True
+    return mask
 
 
 def _rank_in_groups(keys: np.ndarray) -> np.ndarray:

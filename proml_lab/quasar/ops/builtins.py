@@ -159,14 +159,26 @@ def clip(x: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
-    norms = np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))  # no (n, d) temporaries
-    dots = np.einsum("ij,ij->i", a, b)
+    dots = _dot(a, b)
+    norms = np.sqrt(_dot(a, a) * _dot(b, b))
     return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+
+
+def _repeated(x: np.ndarray) -> bool:
+    """One row broadcast to every candidate (the engine's single-query view, stride 0)."""
+    return x.ndim == 2 and len(x) > 1 and x.strides[0] == 0
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
-    return np.einsum("ij,ij->i", a, b)
+    # einsum, not BLAS: on this class of machine BLAS calls for a 64-wide vector cost more than they save.
+    if _repeated(a) and _repeated(b):
+        return np.full(len(a), float(np.dot(a[0], b[0])))
+    if _repeated(a):  # a member vector against every candidate, without materializing it n times
+        return np.einsum("ij,j->i", b, a[0])
+    if _repeated(b):
+        return np.einsum("ij,j->i", a, b[0])
+    return np.einsum("ij,ij->i", a, b)  # row-wise, no (n, d) temporaries
 
 
 @operator("CosineSimilarity", args=[Arg("a", types=("Vector",)), Arg("b", types=("Vector",))],
