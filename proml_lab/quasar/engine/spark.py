@@ -79,18 +79,15 @@ def _to_pandas_column(values: np.ndarray, type_: str) -> Any:
     return [None if v is None else str(v) for v in arr]
 
 
-class _Scorer:
-    """The picklable batch function of :meth:`SparkEngine.score` (holds IR + state, builds the local
-    engine once per Python worker)."""
+class _OnWorkers:
+    """Holds IR + state for a Spark batch function; builds the local engine once per Python worker."""
 
-    def __init__(self, ir: irm.IR, state: Mapping[str, Any], nodes: list[str],
-                 member_id_column: str | None, document_id_column: str | None) -> None:
-        self.ir = scoring_ir(ir, nodes)
+    def __init__(self, ir: irm.IR, state: Mapping[str, Any], member_id_column: str | None,
+                 document_id_column: str | None) -> None:
+        self.ir = ir
         self.state = dict(state)
-        self.nodes = nodes
-        self.types = {n: ir.node(n).type for n in nodes}
-        self.inputs = [n for n in self.ir.nodes if isinstance(n, irm.Input)
-                       and n.id in set(self.ir.reachable())]
+        reachable = set(ir.reachable())
+        self.inputs = [n for n in ir.nodes if isinstance(n, irm.Input) and n.id in reachable]
         self.member_id_column = member_id_column
         self.document_id_column = document_id_column
         self._engine: LocalEngine | None = None
@@ -104,20 +101,38 @@ class _Scorer:
             self._engine = LocalEngine(self.ir, state=self.state)
         return self._engine
 
+    def batch(self, pdf: Any, *, one_query: bool) -> QueryBatch:
+        """A pandas frame as a QueryBatch: every row its own query, or all rows one query."""
+        n = len(pdf)
+        per_query = slice(0, 1) if one_query else slice(None)
+        cols: dict[str, dict[str, Any]] = {"member": {}, "request": {}, "document": {}}
+        for node in self.inputs:
+            col = pdf[node.feature].to_numpy()
+            cols[node.scope][node.feature] = col if node.scope == "document" else col[per_query]
+        member_ids = document_ids = None
+        if self.member_id_column is not None:
+            member_ids = pdf[self.member_id_column].to_numpy()[per_query]
+        if self.document_id_column is not None:
+            document_ids = pdf[self.document_id_column].to_numpy()
+        return QueryBatch(
+            documents=cols["document"], member=cols["member"], request=cols["request"],
+            query_index=np.zeros(n, dtype=np.int64) if one_query else np.arange(n, dtype=np.int64),
+            num_queries=1 if one_query else n, member_ids=member_ids, document_ids=document_ids)
+
+
+class _Scorer(_OnWorkers):
+    """The picklable batch function of :meth:`SparkEngine.score`."""
+
+    def __init__(self, ir: irm.IR, state: Mapping[str, Any], nodes: list[str],
+                 member_id_column: str | None, document_id_column: str | None) -> None:
+        super().__init__(scoring_ir(ir, nodes), state, member_id_column, document_id_column)
+        self.nodes = nodes
+        self.types = {n: ir.node(n).type for n in nodes}
+
     def score_pandas(self, pdf: Any) -> Any:
         """*pdf* with one extra column per requested node (every row its own query)."""
         n = len(pdf)
-        cols: dict[str, dict[str, Any]] = {"member": {}, "request": {}, "document": {}}
-        for node in self.inputs:
-            cols[node.scope][node.feature] = pdf[node.feature].to_numpy()
-        batch = QueryBatch(
-            documents=cols["document"], member=cols["member"], request=cols["request"],
-            query_index=np.arange(n, dtype=np.int64), num_queries=n,
-            member_ids=(pdf[self.member_id_column].to_numpy()
-                        if self.member_id_column is not None else None),
-            document_ids=(pdf[self.document_id_column].to_numpy()
-                          if self.document_id_column is not None else None))
-        result = self.engine.rank(batch, explain=True)
+        result = self.engine.rank(self.batch(pdf, one_query=False), explain=True)
         out = pdf.copy()
         inverse = np.empty(n, dtype=np.int64)
         inverse[result.document_rows] = np.arange(len(result.document_rows))
@@ -132,47 +147,21 @@ class _Scorer:
             yield self.score_pandas(pdf)
 
 
-class _Ranker:
-    """The picklable group function of :meth:`SparkEngine.rank`."""
+class _Ranker(_OnWorkers):
+    """The picklable group function of :meth:`SparkEngine.rank` (one group = one query)."""
 
     def __init__(self, ir: irm.IR, state: Mapping[str, Any], query_column: str, k: int | None,
                  columns: list[str], member_id_column: str | None,
                  document_id_column: str | None) -> None:
-        self.ir = ir
-        self.state = dict(state)
+        super().__init__(ir, state, member_id_column, document_id_column)
         self.query_column = query_column
         self.k = k
         self.columns = columns
-        self.inputs = [n for n in ir.nodes if isinstance(n, irm.Input) and n.id in set(ir.reachable())]
-        self.member_id_column = member_id_column
-        self.document_id_column = document_id_column
-        self._engine: LocalEngine | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_engine": None}
-
-    @property
-    def engine(self) -> LocalEngine:
-        if self._engine is None:
-            self._engine = LocalEngine(self.ir, state=self.state)
-        return self._engine
 
     def __call__(self, pdf: Any) -> Any:
         import pandas as pd  # type: ignore[import-untyped]
 
-        n = len(pdf)
-        cols: dict[str, dict[str, Any]] = {"member": {}, "request": {}, "document": {}}
-        for node in self.inputs:
-            col = pdf[node.feature].to_numpy()
-            cols[node.scope][node.feature] = col if node.scope == "document" else col[:1]
-        batch = QueryBatch(
-            documents=cols["document"], member=cols["member"], request=cols["request"],
-            query_index=np.zeros(n, dtype=np.int64), num_queries=1,
-            member_ids=(pdf[self.member_id_column].to_numpy()[:1]
-                        if self.member_id_column is not None else None),
-            document_ids=(pdf[self.document_id_column].to_numpy()
-                          if self.document_id_column is not None else None))
-        result = self.engine.rank(batch)
+        result = self.engine.rank(self.batch(pdf, one_query=True))
         keep = np.ones(len(result), dtype=bool) if self.k is None else result.positions < self.k
         rows = result.document_rows[keep]
         picked = pdf.iloc[rows].reset_index(drop=True)
