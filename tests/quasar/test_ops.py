@@ -49,6 +49,29 @@ def test_similarities():
     np.testing.assert_allclose(dot[:, 0], [2.0, 0.0, 0.0])
 
 
+def test_cosine_of_float32_and_read_only_candidates():
+    """float32 embeddings are computed in float32 (no float64 copy) to ~1e-7; the norms of a read-only
+    candidate matrix are reused across calls, a writeable one is always read afresh."""
+    rng = np.random.default_rng(3)
+    docs = rng.normal(size=(5000, 16))
+    member = np.broadcast_to(rng.normal(size=16), docs.shape)  # the engine's one-query view
+    want = docs @ member[0] / (np.linalg.norm(docs, axis=1) * np.linalg.norm(member[0]))
+
+    frozen = docs.astype(np.float32)
+    frozen.flags.writeable = False
+    for _ in range(2):  # the second call reads the cached norms
+        got = call("CosineSimilarity", a=member, b=frozen)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+    live = docs.copy()
+    np.testing.assert_allclose(call("CosineSimilarity", a=member, b=live), want, rtol=1e-9, atol=1e-12)
+    live *= np.linspace(0.5, 3.0, len(live))[:, None]  # same direction, new norms: cosine unchanged
+    live[0] = -live[0]  # and one direction flipped
+    want[0] = -want[0]
+    np.testing.assert_allclose(call("CosineSimilarity", a=member, b=live), want, rtol=1e-9, atol=1e-12)
+
+
 def test_elementwise():
     x = np.array([-2.0, 0.0, 3.0])
     np.testing.assert_allclose(call("Log1p", x=np.array([0.0, np.e - 1])), [0.0, 1.0])

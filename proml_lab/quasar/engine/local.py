@@ -120,11 +120,21 @@ class _Value:
 
 @dataclass
 class _List:
-    """A ranked list: positions in its phase's rows, grouped by query, in list order; its ORDER key."""
+    """A ranked list: positions in its phase's rows, grouped by query, in list order; its ORDER key.
+
+    A one-query ORDER is left *pending* (``descending`` set, rows not yet sorted): a TOP that reads it
+    selects its n rows with a partition and sorts only those; any other reader sorts it first.
+    """
 
     rows: np.ndarray
     phase: int
     score: np.ndarray | None = None
+    descending: bool | None = None
+    whole: bool = False  # rows is every row of its phase, in order (arange)
+
+    def take(self, values: np.ndarray) -> np.ndarray:
+        """*values* (aligned with the phase's rows) for this list's rows."""
+        return values if self.whole else values[self.rows]
 
 
 class LocalEngine:
@@ -287,7 +297,8 @@ class _Run:
                 self._keep(node)
             else:
                 self.lists[node_id] = self._list(node)
-        return self.lists[self.engine.ir.output]
+        out = self.lists[self.engine.ir.output]
+        return out if out.descending is None else _sorted(out)
 
     def _input(self, node: irm.Input) -> _Value:
         cols = self._columns(node.scope)
@@ -325,6 +336,8 @@ class _Run:
         """Positions of phase *dst*'s rows within phase *src*'s rows (dst >= src; both ascending)."""
         if dst < src:
             raise AssertionError(f"a value of phase {src} read in the earlier phase {dst}")
+        if src == 0:  # phase 0 is every row: positions are the rows themselves
+            return self.phase_rows[dst]
         return np.searchsorted(self.phase_rows[src], self.phase_rows[dst])
 
     def _op(self, node: irm.Op | irm.Trainable, phase: int) -> _Value:
@@ -381,6 +394,8 @@ class _Run:
         if b.member_ids is not None:
             m = np.asarray(b.member_ids)
             ids["member"] = m.take(self.phase_qi[phase]) if scope == "document" else m
+            if scope == "document":  # per-member tables can be read once per query, then gathered
+                ids["member_of_query"], ids["query_index"] = m, self.phase_qi[phase]
         if b.document_ids is not None and scope == "document":
             d = np.asarray(b.document_ids)
             if self.order0 is not None:
@@ -390,32 +405,38 @@ class _Run:
 
     # ---- list nodes --------------------------------------------------------------------------------------
 
-    def _source(self, source: Any) -> _List:
+    def _source(self, source: Any, *, pending_ok: bool = False) -> _List:
         if isinstance(source, dict) and "$ref" in source:
-            return self.lists[source["$ref"]]
-        return _List(np.arange(self.n), 0)
+            src = self.lists[source["$ref"]]
+            return src if pending_ok or src.descending is None else _sorted(src)
+        return _List(np.arange(self.n), 0, whole=True)
 
     def _key(self, ref: Any, phase: int) -> np.ndarray:
         arr = np.asarray(self._at(ref["$ref"], "document", phase))
         return arr[:, 0] if arr.ndim == 2 and arr.shape[1] == 1 else arr
 
     def _list(self, node: irm.IRNode) -> _List:
-        src = self._source(node.params["source"])
+        src = self._source(node.params["source"], pending_ok=isinstance(node, irm.Top))
         rows, phase = src.rows, src.phase
-        qi = self.phase_qi[phase][rows]
+        qi = src.take(self.phase_qi[phase])
         if isinstance(node, irm.Return):
             return src
         if isinstance(node, irm.Order):
-            key = self._key(node.params["by"], phase)[rows].astype(np.float64)
-            perm = np.lexsort((-key if node.params.get("direction", "DESC") == "DESC" else key, qi))
-            return _List(rows[perm], phase, key[perm])
+            key = np.asarray(src.take(self._key(node.params["by"], phase)), dtype=np.float64)
+            order = _List(rows, phase, key, node.params.get("direction", "DESC") == "DESC")
+            return order if len(qi) and qi[0] == qi[-1] else _sorted(order, qi)
         if isinstance(node, irm.Top):
-            keep = _rank_in_groups(qi) < int(node.params["n"])
+            n = int(node.params["n"])
+            if src.descending is not None:  # a pending one-query ORDER: select n, sort only those
+                assert src.score is not None
+                pick = _stable_top(src.score, n, src.descending)
+                return _List(rows[pick], phase, src.score[pick])
+            keep = _rank_in_groups(qi) < n
         elif isinstance(node, irm.Filter):
-            cond = self._key(node.params["condition"], phase)[rows].astype(np.float64)
+            cond = np.asarray(src.take(self._key(node.params["condition"], phase)), dtype=np.float64)
             keep = (cond != 0) & ~np.isnan(cond)
         elif isinstance(node, irm.Diversify):
-            by = self._key(node.params["by"], phase)[rows]
+            by = src.take(self._key(node.params["by"], phase))
             codes = _factorize(by)
             perm = np.lexsort((codes, qi))  # stable: list order kept within each (query, value)
             rank = np.empty(len(rows), dtype=np.int64)
@@ -431,8 +452,8 @@ class _Run:
         phase = src.phase
         assert phase == len(self.phase_rows) - 1, "KEEPs run in phase order"
         rows = src.rows
-        qi = self.phase_qi[phase][rows]
-        key = self._key(node.params["by"], phase)[rows].astype(np.float64)
+        qi = src.take(self.phase_qi[phase])
+        key = np.asarray(src.take(self._key(node.params["by"], phase)), dtype=np.float64)
         n = int(node.params["n"])
         if len(qi) and qi[0] == qi[-1]:  # one query (rows are grouped): O(n) selection, no sort
             chosen = rows[_top_n_mask(key, n)]
@@ -442,7 +463,7 @@ class _Run:
         kept = np.sort(chosen)  # candidate order is kept; ties later break as without the KEEP
         self.phase_rows.append(self.phase_rows[phase][kept])
         self.phase_qi.append(self.phase_qi[phase][kept])
-        self.lists[node.id] = _List(np.arange(len(kept)), phase + 1)
+        self.lists[node.id] = _List(np.arange(len(kept)), phase + 1, whole=True)
 
     # ---- output ----------------------------------------------------------------------------------------
 
@@ -467,6 +488,31 @@ class _Run:
 
 
 # ---- vectorized helpers -------------------------------------------------------------------------------
+
+
+def _sorted(order: _List, qi: np.ndarray | None = None) -> _List:
+    """A pending ORDER, sorted: stable by (query, key), NaN keys last in either direction."""
+    assert order.score is not None and order.descending is not None
+    key = order.score
+    if qi is None:
+        perm = np.argsort(-key if order.descending else key, kind="stable")
+    else:
+        perm = np.lexsort((-key if order.descending else key, qi))
+    return _List(order.rows[perm], order.phase, key[perm])
+
+
+def _stable_top(key: np.ndarray, n: int, descending: bool) -> np.ndarray:
+    """Positions of the first n rows of the stable sort of *key* (NaN last), in that order — found
+    with a partition, sorting only the rows at or above the cut-off."""
+    k = key if descending else -key  # stable ascending by key == stable descending by -key
+    if n >= len(k):
+        return np.argsort(-k, kind="stable")
+    kk = np.where(np.isnan(k), -np.inf, k)
+    cut = np.partition(kk, len(kk) - n)[len(kk) - n]
+    if cut == -np.inf:  # NaN and -inf tie at the cut-off: let the full sort order them
+        return np.argsort(-k, kind="stable")[:n]
+    idx = np.flatnonzero(kk >= cut)
+    return idx[np.argsort(-kk[idx], kind="stable")][:n]
 
 
 def _top_n_mask(key: np.ndarray, n: int) -> np.ndarray:
@@ -508,7 +554,8 @@ def _as_column(col: Any, type_: str) -> np.ndarray:
         if arr.dtype == object:  # e.g. a pandas column of arrays
             arr = np.stack([np.asarray(x, dtype=np.float64) for x in arr]) if len(arr) else \
                 np.zeros((0, 0))
-        arr = np.asarray(arr, dtype=np.float64)
+        if arr.dtype not in (np.float32, np.float64):  # float32 stays float32: no copy of wide inputs
+            arr = arr.astype(np.float64)
         return arr[:, None] if arr.ndim == 1 else arr
     if type_ == "double":
         return np.asarray(col, dtype=np.float64)

@@ -7,6 +7,7 @@ Built-ins register through the same decorator plugins use. Trainable operators r
 
 from __future__ import annotations
 
+import weakref
 import zlib
 from typing import Any, Literal
 
@@ -157,11 +158,44 @@ def clip(x: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
 # ---- similarities -------------------------------------------------------------------------------------
 
 
+def _vectors(x: Any) -> np.ndarray:
+    """A 2-D float matrix; float32 stays float32 (embeddings are usually stored that way)."""
+    a = np.asarray(x)
+    if a.dtype != np.float32:
+        a = a.astype(np.float64, copy=False)
+    return np.atleast_2d(a)
+
+
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
+    a, b = _vectors(a), _vectors(b)
     dots = _dot(a, b)
-    norms = np.sqrt(_dot(a, a) * _dot(b, b))
+    norms = np.sqrt(_squared_norms(a) * _squared_norms(b))
     return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+
+
+# Row norms of read-only matrices (a memory-mapped forward index, a frozen candidate set) do not change
+# between requests: compute them once per array object. Writeable arrays are never cached.
+_NORMS: dict[int, tuple[weakref.ref, np.ndarray]] = {}
+
+
+def _squared_norms(x: np.ndarray) -> np.ndarray:
+    cacheable = not x.flags.writeable and not _repeated(x) and len(x) >= 1024
+    if cacheable:
+        hit = _NORMS.get(id(x))
+        if hit is not None and hit[0]() is x:
+            return hit[1]
+    out = _dot(x, x)
+    if cacheable:
+        key = id(x)
+        try:
+            ref = weakref.ref(x, lambda _, key=key: _NORMS.pop(key, None))
+        except TypeError:  # not weak-referenceable: just do not cache
+            return out
+        if len(_NORMS) >= 64:
+            _NORMS.clear()
+        out.flags.writeable = False
+        _NORMS[key] = (ref, out)
+    return out
 
 
 def _repeated(x: np.ndarray) -> bool:
@@ -170,15 +204,21 @@ def _repeated(x: np.ndarray) -> bool:
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
-    # einsum, not BLAS: on this class of machine BLAS calls for a 64-wide vector cost more than they save.
+    """Row-wise dot products as float64. The arithmetic runs in the candidates' precision: a float32
+    embedding matrix is read as float32 (half the memory traffic; relative error ~1e-7), never copied
+    to float64."""
+    a, b = _vectors(a), _vectors(b)
+    # einsum, not BLAS: a BLAS matrix-vector product leaves OpenBLAS threads spinning, which slows the
+    # OpenMP tree scoring that usually follows on small machines.
     if _repeated(a) and _repeated(b):
-        return np.full(len(a), float(np.dot(a[0], b[0])))
+        return np.full(len(a), float(np.dot(a[0].astype(np.float64), b[0].astype(np.float64))))
     if _repeated(a):  # a member vector against every candidate, without materializing it n times
-        return np.einsum("ij,j->i", b, a[0])
+        a, b = b, a
     if _repeated(b):
-        return np.einsum("ij,j->i", a, b[0])
-    return np.einsum("ij,ij->i", a, b)  # row-wise, no (n, d) temporaries
+        return np.einsum("ij,j->i", a, b[0].astype(a.dtype)).astype(np.float64, copy=False)
+    if a.dtype != b.dtype:
+        a, b = a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)
+    return np.einsum("ij,ij->i", a, b).astype(np.float64, copy=False)  # row-wise, no (n, d) temporaries
 
 
 @operator("CosineSimilarity", args=[Arg("a", types=("Vector",)), Arg("b", types=("Vector",))],
@@ -325,7 +365,7 @@ def _lookup(keys: Any, table: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     as_text = want.dtype.kind not in "iu" or np.asarray(keys).dtype.kind not in "iu"
     sorted_keys, order = _key_index(keys, as_text)
     if as_text:  # ids of different kinds (or strings) compare as text
-        want = want.astype(str) if len(want) else np.zeros(0, str)
+        want = want.astype(str, copy=False) if len(want) else np.zeros(0, str)
     pos = np.clip(np.searchsorted(sorted_keys, want), 0, max(len(sorted_keys) - 1, 0))
     hit = (sorted_keys[pos] == want) if len(sorted_keys) else np.zeros(len(want), bool)
     out = np.zeros((len(want), table.shape[1]), dtype=np.float64)
@@ -395,13 +435,17 @@ def tree_ensemble(features: list[np.ndarray], state: Any, params: Any = None) ->
     """
     lazy_import("xgboost", None)
     parts = [np.asarray(c) for c in features]
-    widths = [1 if p.ndim == 1 else p.shape[1] for p in parts]
-    n = len(parts[0]) if parts else 0
-    x = np.empty((n, sum(widths)), dtype=np.float32)
-    j = 0
-    for part, w in zip(parts, widths, strict=True):
-        x[:, j:j + w] = part[:, None] if part.ndim == 1 else part
-        j += w
+    if len(parts) == 1 and parts[0].ndim == 2 and parts[0].dtype == np.float32 and \
+            parts[0].flags.c_contiguous:
+        x = parts[0]  # already the matrix XGBoost wants
+    else:
+        widths = [1 if p.ndim == 1 else p.shape[1] for p in parts]
+        n = len(parts[0]) if parts else 0
+        x = np.empty((n, sum(widths)), dtype=np.float32)
+        j = 0
+        for part, w in zip(parts, widths, strict=True):
+            x[:, j:j + w] = part[:, None] if part.ndim == 1 else part
+            j += w
     return np.asarray(state.inplace_predict(x, predict_type="margin"), dtype=np.float64).reshape(-1)
 
 
@@ -442,7 +486,14 @@ def glmix(features: list[np.ndarray], params: dict[str, Any], state: dict[str, A
         table = state.get(part)
         if table and params.get(part):
             design = _design(params[part], vocab, part)
-            coefs = _lookup(table["ids"], np.asarray(table["coefficients"], np.float64), ids[entity])
+            coefs = np.asarray(table["coefficients"], np.float64)
+            if entity == "member" and "member_of_query" in ids:  # one look-up per query, not per row
+                per_query = _lookup(table["ids"], coefs, ids["member_of_query"])
+                qi = ids["query_index"]
+                coefs = (np.broadcast_to(per_query[0], (len(qi), per_query.shape[1])) if len(per_query) == 1
+                         else per_query.take(qi, axis=0))
+            else:
+                coefs = _lookup(table["ids"], coefs, ids[entity])
             score = score + np.einsum("ij,ij->i", design, coefs)
     if params.get("offset") is not None:
         score = score + _col(params["offset"])

@@ -12,8 +12,10 @@ An operator's positional call arguments bind to declared :class:`Arg` s, each of
 Implementations take row-aligned numpy arrays (member-scope values already broadcast to the documents)
 and return one array: ``double`` -> float64 ``(n,)``, ``Vector`` -> float ``(n, d)``, ``String`` /
 ``Categorical`` -> object ``(n,)``. They are called with one keyword per declared argument (arrays in
-place of expressions), plus ``state=`` for trainable operators and ``ids=`` (``{"member": ...,
-"document": ...}``) for operators declared with ``needs_ids=True``.
+place of expressions), plus ``state=`` for trainable operators and ``ids=`` for operators declared with
+``needs_ids=True``: ``{"member": ..., "document": ...}`` row-aligned, and for document-scope nodes also
+``"member_of_query"`` (one id per query) with ``"query_index"`` (each row's query), so per-member
+look-ups can run once per query.
 """
 
 from __future__ import annotations
