@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml scripts/setup-system.sh
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ProML Lab needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	set -o pipefail; $(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
-	set -o pipefail; $(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | { grep -v '^WARNING: Location' || true; }
+	set -o pipefail; $(BIN)/python -m pip install --quiet -e '.[dev,deep]' 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@$(BIN)/python -c 'import proml_lab, pyspark, pandas' # fail here if the install did not complete
 	@touch $@
 
@@ -29,7 +29,7 @@ lab: setup
 	$(BIN)/proml lab
 
 $(VENV)/.installed-bench: $(STAMP)
-	set -o pipefail; $(BIN)/python -m pip install --quiet -e '.[dev,bench]' 2>&1 | { grep -v '^WARNING: Location' || true; }
+	set -o pipefail; $(BIN)/python -m pip install --quiet -e '.[dev,deep,bench]' 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@touch $@
 
 bench: $(VENV)/.installed-bench

@@ -92,3 +92,11 @@ class OnlineStoreError(ProMLError):
     def __init__(self, message: str, *, url: str) -> None:
         super().__init__(f"{message} (online store {url})")
         self.url = url
+
+
+class TrainingError(ProMLError):
+    """Training could not run: bad labels, an unknown family, a node without data, a failed solve ..."""
+
+    def __init__(self, message: str, *, node: str | None = None) -> None:
+        super().__init__(message)
+        self.node = node

@@ -161,6 +161,11 @@ class Workspace:
     def mlflow_artifact_root(self) -> Path:
         return self.root / "mlartifacts"
 
+    @property
+    def studies_uri(self) -> str:
+        """Optuna storage for tuning studies (SQLite in the workspace)."""
+        return f"sqlite:///{self.root / 'studies.db'}"
+
     def connect_catalog(self) -> sqlite3.Connection:
         """A connection to the catalog database (WAL mode, waits up to 30 s for a writer)."""
         con = sqlite3.connect(self.catalog_path, timeout=30.0)

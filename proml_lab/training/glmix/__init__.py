@@ -1,0 +1,1 @@
+"""Generalized linear mixed models: a fixed effect plus per-entity random effects, by coordinate descent."""
