@@ -13,6 +13,7 @@ from rich.table import Table
 
 from proml_lab.cli import features as features_cli
 from proml_lab.cli import quasar as quasar_cli
+from proml_lab.cli import training as training_cli
 from proml_lab.cli import worlds as worlds_cli
 from proml_lab.cli._common import HomeOption, console, err_console, progress, workspace
 from proml_lab.errors import ProMLError
@@ -27,10 +28,13 @@ app = typer.Typer(
 app.add_typer(worlds_cli.app, name="worlds")
 app.add_typer(features_cli.app, name="features")
 app.add_typer(quasar_cli.app, name="quasar")
+app.add_typer(training_cli.eval_app, name="eval")
+app.command("train")(training_cli.train)
 worlds_app = worlds_cli.app
 
 WORLD_FEATURES = Path(__file__).resolve().parent.parent / "worlds" / "feature_definitions"
 WORLD_PROGRAM = Path(__file__).resolve().parent.parent / "worlds" / "programs" / "job_recommendations.quasar"
+WORLD_BASELINE = WORLD_PROGRAM.with_name("job_recommendations_global.quasar")
 
 
 def _print_workspace(ws: Any) -> None:
@@ -94,6 +98,40 @@ def demo(
         highlight=False,
         soft_wrap=True,
     )
+
+    console.rule("[bold]4. Training: GLMix by coordinate descent, compared with a global-only baseline")
+    _demo_training(ws, ir)
+
+
+def _demo_training(ws: Any, ir: Any) -> None:
+    """Train the world's program and its global-only variant on the same rows; both runs go to MLflow."""
+    from proml_lab.training.data import training_frame
+    from proml_lab.training.compare import compare
+    from proml_lab.training.pipeline import train_program
+
+    frames = training_frame(ws, ir)
+    console.print(f"training data: {len(frames.train):,} impressions before {frames.split_at}, "
+                  f"{len(frames.validation):,} after (validation), features joined point-in-time",
+                  highlight=False, soft_wrap=True)
+    results = {}
+    for path in (WORLD_BASELINE, WORLD_PROGRAM):
+        with training_cli._progress() as report:
+            results[path] = train_program(ws, path.read_text(encoding="utf-8"), filename=str(path),
+                                          frames=frames, callback=report)
+    base, new = results[WORLD_BASELINE].model, results[WORLD_PROGRAM].model
+    comparison = compare(base.metrics, new.metrics, names=("Baseline", "NewModel"))
+    table = Table(title=f"{new.name} vs {base.name} (validation)", title_justify="left")
+    for col in comparison.table.columns:
+        table.add_column(str(col), justify="left" if col == "Metric" else "right")
+    for row in comparison.rows():
+        table.add_row(*row)
+    console.print(table)
+    glmix = new.models.get("glmix")
+    if glmix is not None:
+        sizes = ", ".join(f"{name}: {len(e['ids']):,} entities" for name, e in glmix.effects_.items())
+        console.print(f"per-entity coefficient tables: {sizes}", highlight=False)
+    console.print(f"MLflow runs {base.run_id} (baseline) and {new.run_id} (new) in {ws.mlflow_tracking_uri}",
+                  highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from proml_lab.quasar.engine.frame import score_frame
 from proml_lab.quasar.engine.local import LocalEngine, QueryBatch, RankResult
 
-__all__ = ["LocalEngine", "QueryBatch", "RankResult", "SparkEngine"]
+__all__ = ["LocalEngine", "QueryBatch", "RankResult", "SparkEngine", "score_frame"]
 
 
 def __getattr__(name: str) -> Any:

@@ -14,13 +14,8 @@ Two entry points:
 * :meth:`SparkEngine.rank` — per-query ranking: ``groupBy(query_column).applyInPandas`` runs
   :meth:`LocalEngine.rank` on each query's candidates (list operations and ``KEEP`` apply).
 
-How pairwise scoring reuses the local engine: the local engine evaluates only the nodes its IR's output
-reaches and exposes node values through ``rank(..., explain=True)``. The Spark engine builds a *scoring
-IR* from the program — its value nodes (inputs, operators, trainables) unchanged, the list nodes dropped,
-and a synthetic ``RETURN`` of all documents whose inputs are the requested value nodes — so that the local
-engine computes exactly the requested nodes (and what they read) for all rows, and reads them back from
-``explain``. The trained state travels to the executors once, inside the pickled closure of the
-batch function (one copy per task, never per row); each Python worker builds its engine once.
+Pairwise scoring itself lives in :mod:`proml_lab.quasar.engine.frame` (shared with training); this module
+runs it inside ``mapInPandas``.
 
 Output columns: ``double`` -> ``DoubleType``, ``Vector[...]`` -> ``ArrayType(FloatType)``,
 ``Categorical`` / ``string`` -> ``StringType``.
@@ -28,32 +23,19 @@ Output columns: ``double`` -> ``DoubleType``, ``Vector[...]`` -> ``ArrayType(Flo
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from proml_lab.quasar import ir as irm
-from proml_lab.quasar.engine.local import LocalEngine, QueryBatch
+from proml_lab.quasar.engine.frame import _LIST_KINDS, FrameScorer, _OnWorkers, scoring_ir
 from proml_lab.quasar.errors import QuasarError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 __all__ = ["SparkEngine", "scoring_ir"]
-
-_LIST_KINDS = (irm.Order, irm.Top, irm.Filter, irm.Diversify, irm.Keep, irm.Return)
-_RETURN_ID = "__spark_score_return__"
-
-
-def scoring_ir(ir: irm.IR, nodes: Sequence[str]) -> irm.IR:
-    """The pairwise-scoring IR of *ir*: its value nodes, no list nodes, and a ``RETURN`` of all
-    documents that reads *nodes* (so a lazy engine computes exactly those and what they depend on)."""
-    values = tuple(n for n in ir.nodes if not isinstance(n, _LIST_KINDS))
-    ret = irm.Return(id=_RETURN_ID, type="List", scope="list", inputs=tuple(nodes),
-                     params={"source": {"$documents": None}})
-    return irm.IR(ir.name, (*values, ret), _RETURN_ID, ir.training_config)
-
 
 def _spark_type(type_: str) -> Any:
     from pyspark.sql import types as T
@@ -65,86 +47,6 @@ def _spark_type(type_: str) -> Any:
     if type_ in ("Categorical", "string", "String"):
         return T.StringType()
     raise QuasarError(f"the Spark engine cannot output a value of type {type_!r}")
-
-
-def _to_pandas_column(values: np.ndarray, type_: str) -> Any:
-    arr = np.asarray(values)
-    if type_ == "double":
-        return arr.astype(np.float64, copy=False).reshape(len(arr))
-    if type_.startswith("Vector"):
-        arr = arr.astype(np.float32, copy=False)
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        return list(arr)
-    return [None if v is None else str(v) for v in arr]
-
-
-class _OnWorkers:
-    """Holds IR + state for a Spark batch function; builds the local engine once per Python worker."""
-
-    def __init__(self, ir: irm.IR, state: Mapping[str, Any], member_id_column: str | None,
-                 document_id_column: str | None) -> None:
-        self.ir = ir
-        self.state = dict(state)
-        reachable = set(ir.reachable())
-        self.inputs = [n for n in ir.nodes if isinstance(n, irm.Input) and n.id in reachable]
-        self.member_id_column = member_id_column
-        self.document_id_column = document_id_column
-        self._engine: LocalEngine | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_engine": None}
-
-    @property
-    def engine(self) -> LocalEngine:
-        if self._engine is None:
-            self._engine = LocalEngine(self.ir, state=self.state)
-        return self._engine
-
-    def batch(self, pdf: Any, *, one_query: bool) -> QueryBatch:
-        """A pandas frame as a QueryBatch: every row its own query, or all rows one query."""
-        n = len(pdf)
-        per_query = slice(0, 1) if one_query else slice(None)
-        cols: dict[str, dict[str, Any]] = {"member": {}, "request": {}, "document": {}}
-        for node in self.inputs:
-            col = pdf[node.feature].to_numpy()
-            cols[node.scope][node.feature] = col if node.scope == "document" else col[per_query]
-        member_ids = document_ids = None
-        if self.member_id_column is not None:
-            member_ids = pdf[self.member_id_column].to_numpy()[per_query]
-        if self.document_id_column is not None:
-            document_ids = pdf[self.document_id_column].to_numpy()
-        return QueryBatch(
-            documents=cols["document"], member=cols["member"], request=cols["request"],
-            query_index=np.zeros(n, dtype=np.int64) if one_query else np.arange(n, dtype=np.int64),
-            num_queries=1 if one_query else n, member_ids=member_ids, document_ids=document_ids)
-
-
-class _Scorer(_OnWorkers):
-    """The picklable batch function of :meth:`SparkEngine.score`."""
-
-    def __init__(self, ir: irm.IR, state: Mapping[str, Any], nodes: list[str],
-                 member_id_column: str | None, document_id_column: str | None) -> None:
-        super().__init__(scoring_ir(ir, nodes), state, member_id_column, document_id_column)
-        self.nodes = nodes
-        self.types = {n: ir.node(n).type for n in nodes}
-
-    def score_pandas(self, pdf: Any) -> Any:
-        """*pdf* with one extra column per requested node (every row its own query)."""
-        n = len(pdf)
-        result = self.engine.rank(self.batch(pdf, one_query=False), explain=True)
-        out = pdf.copy()
-        inverse = np.empty(n, dtype=np.int64)
-        inverse[result.document_rows] = np.arange(len(result.document_rows))
-        for node_id in self.nodes:
-            values = np.asarray(result.explain[node_id])[inverse] if n else result.explain.get(
-                node_id, np.zeros(0))
-            out[node_id] = _to_pandas_column(values, self.types[node_id])
-        return out
-
-    def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
-        for pdf in batches:
-            yield self.score_pandas(pdf)
 
 
 class _Ranker(_OnWorkers):
@@ -240,7 +142,7 @@ class SparkEngine:
         from pyspark.sql import types as T
 
         wanted = self._nodes(nodes)
-        scorer = _Scorer(self.ir, self.state, wanted, member_id_column, document_id_column)
+        scorer = FrameScorer(self.ir, self.state, wanted, member_id_column, document_id_column)
         self._check_columns(scorer.ir, df.columns, member_id_column, document_id_column)
         new = {n: T.StructField(n, _spark_type(self._by_id[n].type), True) for n in wanted}
         fields = [new.get(f.name, f) for f in df.schema.fields]  # a node named like a column replaces it

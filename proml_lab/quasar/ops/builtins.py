@@ -460,9 +460,15 @@ class GLMixParams(OpParams):
     per_member: list[Any] = Field(default_factory=list)
     per_document: list[Any] = Field(default_factory=list)
     offset: Any = None
+    family: Literal["logistic", "linear", "poisson"] = "logistic"
     l1: float = Field(default=0.0, ge=0)
     l2: float = Field(default=1.0, ge=0)
-    max_iter: int = Field(default=10, ge=1)
+    per_member_l2: float | None = Field(default=None, ge=0)    # default: l2
+    per_document_l2: float | None = Field(default=None, ge=0)  # default: l2
+    lower_bound: int = Field(default=1, ge=1)         # fewer rows than this: no per-entity model
+    upper_bound: int | None = Field(default=None, ge=1)  # more rows: a reproducible, reweighted sample
+    passes: int = Field(default=2, ge=1)              # coordinate-descent passes
+    max_iter: int = Field(default=100, ge=1)          # fixed-effect solver iterations
 
 
 @operator("GLMix", args=[Arg("features", "nodes", ("double", "Vector", "Categorical")),

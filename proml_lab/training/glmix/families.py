@@ -34,8 +34,8 @@ def _logistic_mean(eta: Any) -> Any:
 
 def _logistic_loss(y: Any, eta: Any) -> Any:
     xp = _xp(eta)
-    # log(1 + exp(eta)) - y * eta, computed without overflow
-    return xp.where(eta > 0, eta + xp.log1p(xp.exp(-eta)), xp.log1p(xp.exp(eta))) - y * eta
+    # log(1 + exp(eta)) - y * eta = max(eta, 0) + log(1 + exp(-|eta|)) - y * eta: no overflow, one exp
+    return 0.5 * (eta + xp.abs(eta)) + xp.log1p(xp.exp(-xp.abs(eta))) - y * eta
 
 
 def _logistic_derivatives(y: Any, eta: Any) -> tuple[Any, Any]:
