@@ -32,6 +32,7 @@ import numpy as np
 
 from proml_lab.errors import TrainingError
 from proml_lab.quasar import ir as irm
+from proml_lab.training.design import DesignTable, design_table, is_spark
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -145,11 +146,9 @@ def train(
     """
     ir, source = _compile(program, catalog)
     label = label or _config_label(ir)
-    is_spark = hasattr(data, "sparkSession")
-    data = _to_pandas(data) if is_spark else data  # Spark frames are scored on Spark, then fitted locally
-    _check_frame(data, label, "training data")
-    if validation is not None:
-        validation = _to_pandas(validation) if hasattr(validation, "sparkSession") else validation
+    _check_frame(data, label, "training data")  # a Spark frame stays on Spark: scored and fitted there
+    if validation is not None:  # validation rows are scored locally: they are held-out, small
+        validation = validation.toPandas() if is_spark(validation) else validation
         _check_frame(validation, label, "validation data")
     emit = callback or (lambda event: None)
     trained = dict(state or {})
@@ -188,138 +187,97 @@ def train(
 @dataclass
 class _Context:
     model: TrainedModel
-    data: Any
-    validation: Any
+    data: Any            # pandas or Spark DataFrame
+    validation: Any      # pandas DataFrame or None
     weight: str | None
     callback: Callback
 
-    def design(self, node: irm.Trainable, entries: Sequence[Any], part: str,
-               vocab: dict[str, list[str]]) -> tuple[Any, Any, list[str]]:
-        """The numeric design of *entries* on training and validation rows, and its column names."""
-        refs = [e["$ref"] for e in entries if isinstance(e, dict) and "$ref" in e]
-        train = _node_values(self.model, self.data, refs)
-        val = _node_values(self.model, self.validation, refs) if self.validation is not None else None
-        cols: dict[str, Any] = {}
-        vcols: dict[str, Any] = {}
-        for i, entry in enumerate(entries):
-            name = f"{part}.{i}"
-            if isinstance(entry, int | float) and not isinstance(entry, bool):
-                cols[name] = np.full(len(self.data), float(entry))
-                if val is not None:
-                    vcols[name] = np.full(len(self.validation), float(entry))
-                continue
-            if not (isinstance(entry, dict) and "$ref" in entry):
-                raise TrainingError(f"node {node.id!r}: cannot train on the literal {entry!r} in {part}",
-                                    node=node.id)
-            ref = entry["$ref"]
-            kind = self.model.ir.node(ref).type
-            if kind in ("Categorical", "String"):
-                text = np.asarray(train[ref]).astype(str)
-                levels = sorted(np.unique(text).tolist())
-                vocab[name] = levels
-                vtext = np.asarray(val[ref]).astype(str) if val is not None else None
-                for level in levels:
-                    cols[f"{name}={level}"] = (text == level).astype(np.float64)
-                    if vtext is not None:
-                        vcols[f"{name}={level}"] = (vtext == level).astype(np.float64)
-                continue
-            for suffix, column in _numeric_columns(train[ref], f"{name}:{ref}"):
-                cols[suffix] = column
-            if val is not None:
-                for suffix, column in _numeric_columns(val[ref], f"{name}:{ref}"):
-                    vcols[suffix] = column
-        import pandas as pd
+    def table(self, node: irm.Trainable, parts: dict[str, Any], offset: Any = None) -> DesignTable:
+        m = self.model
+        keep = [c for c in (m.label, m.member_id_column, m.document_id_column, self.weight) if c]
+        return design_table(m.ir, m.state, node, self.data, self.validation, parts, keep=keep, offset=offset,
+                            member_id_column=m.member_id_column, document_id_column=m.document_id_column)
 
-        frame = pd.DataFrame(cols, index=self.data.index)
-        vframe = pd.DataFrame(vcols, index=self.validation.index) if val is not None else None
-        return frame, vframe, list(cols)
+
+def _fit_glmix(ctx: _Context, table: DesignTable, spec: Any) -> Any:
+    from proml_lab.training.glmix import fit_glmix, fit_glmix_spark
+
+    fit = fit_glmix_spark if table.spark else fit_glmix
+    return fit(table.train, spec, label=ctx.model.label, weight=ctx.weight, offset=table.offset,
+               validation=table.validation, callback=ctx.callback)
 
 
 def _train_glmix(node: irm.Trainable, ctx: _Context) -> tuple[Any, Any]:
-    from proml_lab.training.glmix import GLMixSpec, RandomEffect, fit_glmix
+    from proml_lab.training.glmix import GLMixSpec, RandomEffect
 
     params = dict(node.params.get("params") or {})
-    vocab: dict[str, list[str]] = {}
-    fixed, vfixed, fixed_cols = ctx.design(node, node.params.get("features", []), "features", vocab)
-    parts = [fixed]
-    vparts = [vfixed]
-    effects = []
     model = ctx.model
-    for part, id_col in (("per_member", model.member_id_column), ("per_document", model.document_id_column)):
-        entries = params.get(part) or []
-        if not entries:
-            continue
-        if id_col not in ctx.data.columns:
-            raise TrainingError(f"node {node.id!r} has a {part} part but the data has no {id_col!r} "
-                                f"column", node=node.id)
-        design, vdesign, cols = ctx.design(node, entries, part, vocab)
-        parts.append(design)
-        vparts.append(vdesign)
-        effects.append(RandomEffect(part, id_col, tuple(cols), l2=_part_l2(params, part),
-                                    lower_bound=int(params.get("lower_bound", 1)),
-                                    upper_bound=params.get("upper_bound"), intercept=False))
-    offset_ref = params.get("offset")
-    train_df = _assemble(ctx.data, parts, model, ctx.weight)
-    val_df = _assemble(ctx.validation, vparts, model, ctx.weight) if ctx.validation is not None else None
-    offset = None
-    if offset_ref is not None:
-        offset = "__offset__"
-        train_df[offset] = _offset_values(model, ctx.data, offset_ref)
-        if val_df is not None:
-            val_df[offset] = _offset_values(model, ctx.validation, offset_ref)
-    spec = GLMixSpec(family=params.get("family", "logistic"), features=tuple(fixed_cols),
-                     l2=float(params.get("l2", 1.0)), l1=float(params.get("l1", 0.0)),
-                     random_effects=tuple(effects), passes=int(params.get("passes", 2)),
-                     max_iter=int(params.get("max_iter", 100)))
-    fitted = fit_glmix(train_df, spec, label=model.label, weight=ctx.weight, offset=offset,
-                       validation=val_df, callback=ctx.callback)
+    parts: dict[str, Any] = {"features": node.params.get("features", [])}
+    ids = {"per_member": model.member_id_column, "per_document": model.document_id_column}
+    for part, id_col in ids.items():
+        if params.get(part):
+            if id_col not in ctx.data.columns:
+                raise TrainingError(f"node {node.id!r} has a {part} part but the data has no {id_col!r} "
+                                    f"column", node=node.id)
+            parts[part] = params[part]
+    table = ctx.table(node, parts, offset=params.get("offset"))
+    effects = tuple(RandomEffect(part, ids[part], tuple(table.columns[part]), l2=_part_l2(params, part),
+                                 lower_bound=int(params.get("lower_bound", 1)),
+                                 upper_bound=params.get("upper_bound"), intercept=False)
+                    for part in ("per_member", "per_document") if part in parts)
+    spec = GLMixSpec(family=params.get("family", "logistic"), features=tuple(table.columns["features"]),
+                     l2=float(params.get("l2", 1.0)), l1=float(params.get("l1", 0.0)), random_effects=effects,
+                     passes=int(params.get("passes", 2)), max_iter=int(params.get("max_iter", 100)))
+    fitted = _fit_glmix(ctx, table, spec)
     state = fitted.to_quasar_state()
-    if vocab:
-        state["vocabularies"] = vocab
+    if table.vocabularies:
+        state["vocabularies"] = table.vocabularies
     return state, fitted
 
 
 def _train_linear(node: irm.Trainable, ctx: _Context) -> tuple[Any, Any]:
-    from proml_lab.training.glmix import GLMixSpec, fit_glmix
+    from proml_lab.training.glmix import GLMixSpec
 
     params = dict(node.params.get("params") or {})
-    vocab: dict[str, list[str]] = {}
     if any(ctx.model.ir.node(e["$ref"]).type in ("Categorical", "String")
            for e in node.params.get("features", []) if isinstance(e, dict) and "$ref" in e):
         raise TrainingError(f"node {node.id!r} ({node.op}) takes numeric inputs; one-hot encode "
                             f"categorical ones with OneHot(...)", node=node.id)
-    fixed, vfixed, cols = ctx.design(node, node.params.get("features", []), "features", vocab)
+    table = ctx.table(node, {"features": node.params.get("features", [])})
     family = "logistic" if node.op == "LogisticScorer" else "linear"
-    spec = GLMixSpec(family=family, features=tuple(cols), l2=float(params.get("l2", 0.0)),
+    spec = GLMixSpec(family=family, features=tuple(table.columns["features"]), l2=float(params.get("l2", 0.0)),
                      l1=float(params.get("l1", 0.0)), passes=1)
-    train_df = _assemble(ctx.data, [fixed], ctx.model, ctx.weight)
-    val_df = _assemble(ctx.validation, [vfixed], ctx.model, ctx.weight) if vfixed is not None else None
-    fitted = fit_glmix(train_df, spec, label=ctx.model.label, weight=ctx.weight, validation=val_df,
-                       callback=ctx.callback)
+    fitted = _fit_glmix(ctx, table, spec)
     fixed_state = fitted.to_quasar_state()["fixed"]
     return {"coefficients": np.asarray(fixed_state["coefficients"], np.float64),
             "intercept": float(fixed_state["intercept"])}, fitted
 
 
 def _train_trees(node: irm.Trainable, ctx: _Context) -> tuple[Any, Any]:
-    from proml_lab.training.trees import fit_trees
+    from proml_lab.training.trees import fit_trees, fit_trees_spark
 
     params = dict(node.params.get("params") or {})
-    fixed, vfixed, _ = ctx.design(node, node.params.get("features", []), "features", {})
-    y = ctx.data[ctx.model.label].to_numpy(np.float64)
-    eval_set = None
-    if vfixed is not None:
-        eval_set = (vfixed.to_numpy(np.float32), ctx.validation[ctx.model.label].to_numpy(np.float64), None)
+    table = ctx.table(node, {"features": node.params.get("features", [])})
+    cols, label = table.columns["features"], ctx.model.label
     xgb_params = {"max_depth": int(params.get("max_depth", 6)),
                   "eta": float(params.get("learning_rate", 0.3)),
                   "objective": params.get("objective", "binary:logistic")}
-    weight = ctx.data[ctx.weight].to_numpy(np.float64) if ctx.weight else None
+    rounds = int(params.get("num_trees", 100))
+    if table.spark:
+        booster = fit_trees_spark(table.train, cols, label, params=xgb_params, num_rounds=rounds,
+                                  weight_col=ctx.weight)
+        return booster, booster
+    eval_set = None
+    if table.validation is not None:
+        eval_set = (table.validation[cols].to_numpy(np.float32), table.validation[label].to_numpy(np.float64),
+                    None)
+    weight = table.train[ctx.weight].to_numpy(np.float64) if ctx.weight else None
 
     def on_round(round_: int, metrics: dict[str, float]) -> None:
         ctx.callback({"event": "round", "round": round_, **metrics})
 
-    booster = fit_trees(fixed.to_numpy(np.float32), y, params=xgb_params,
-                        num_rounds=int(params.get("num_trees", 100)), weight=weight, eval_set=eval_set,
+    booster = fit_trees(table.train[cols].to_numpy(np.float32), table.train[label].to_numpy(np.float64),
+                        params=xgb_params, num_rounds=rounds, weight=weight, eval_set=eval_set,
                         callback=on_round)
     return booster, booster
 
@@ -374,14 +332,10 @@ def _config_metrics(ir: irm.IR) -> list[str]:
     return [str(m) for m in metrics] if metrics else ["auc", "logloss"]
 
 
-def _to_pandas(df: Any) -> Any:
-    return df.toPandas()
-
-
 def _check_frame(data: Any, label: str, what: str) -> None:
     if not hasattr(data, "columns"):
         raise TrainingError(f"the {what} must be a pandas or Spark DataFrame; got {type(data).__name__}")
-    if len(data) == 0:
+    if (data.isEmpty() if is_spark(data) else len(data) == 0):
         raise TrainingError(f"the {what} has no rows")
     if label not in data.columns:
         raise TrainingError(f"the {what} has no label column {label!r}; columns: "
@@ -394,56 +348,18 @@ def _fingerprint(data: Any) -> str:
 
     h = hashlib.sha256()
     h.update(",".join(map(str, data.columns)).encode())
+    if is_spark(data):  # row count and an order-independent sum of row hashes, in one Spark job
+        from pyspark.sql import functions as F
+
+        simple = [f.name for f in data.schema.fields if f.dataType.typeName() not in ("array", "map", "struct")]
+        row = data.select(F.count(F.lit(1)).alias("n"),
+                          F.sum(F.xxhash64(*[F.col(c) for c in simple]).cast("decimal(38,0)")).alias("h")).first()
+        h.update(f"{row['n']}:{row['h']}".encode())
+        return h.hexdigest()[:16]
     h.update(str(len(data)).encode())
     hashable = data[[c for c in data.columns if data[c].dtype != object]]
     h.update(pd.util.hash_pandas_object(hashable, index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def _node_values(model: TrainedModel, data: Any, refs: list[str]) -> dict[str, np.ndarray]:
-    """Each referenced node's values on *data* (inputs read from their feature column)."""
-    from proml_lab.quasar.engine import score_frame
-
-    refs = list(dict.fromkeys(refs))
-    computed = [r for r in refs if not isinstance(model.ir.node(r), irm.Input)]
-    scored = score_frame(model.ir, data, computed, state=model.state, **model._id_columns(data)) \
-        if computed else None
-    out: dict[str, np.ndarray] = {}
-    for r in refs:
-        node = model.ir.node(r)
-        if isinstance(node, irm.Input):
-            if node.feature not in data.columns:
-                raise TrainingError(f"the data has no column for input feature {node.feature!r}")
-            out[r] = data[node.feature].to_numpy()
-        else:
-            out[r] = scored[r].to_numpy()
-    return out
-
-
-def _numeric_columns(values: Any, name: str) -> list[tuple[str, np.ndarray]]:
-    arr = values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(values)
-    if arr.dtype == object:  # vectors: one column per component
-        try:
-            mat = np.stack([np.asarray(v, dtype=np.float64) for v in arr]) if len(arr) else np.zeros((0, 1))
-        except (TypeError, ValueError):
-            raise TrainingError(f"design column {name!r} is neither numeric nor a vector") from None
-        return [(f"{name}[{j}]", mat[:, j]) for j in range(mat.shape[1])]
-    return [(name, arr.astype(np.float64))]
-
-
-def _assemble(data: Any, parts: list[Any], model: TrainedModel, weight: str | None) -> Any:
-    import pandas as pd
-
-    keep = [c for c in (model.label, model.member_id_column, model.document_id_column, weight)
-            if c is not None and c in data.columns]
-    frame = pd.concat([*parts, data[keep]], axis=1)
-    return frame.loc[:, ~frame.columns.duplicated()]
-
-
-def _offset_values(model: TrainedModel, data: Any, ref: Any) -> np.ndarray:
-    if isinstance(ref, int | float):
-        return np.full(len(data), float(ref))
-    return np.asarray(_node_values(model, data, [ref["$ref"]])[ref["$ref"]], dtype=np.float64)
 
 
 def _part_l2(params: Mapping[str, Any], part: str) -> float:
@@ -497,7 +413,8 @@ def _node_callback(emit: Callback, run: RunLogger | None, node_id: str) -> Callb
 
 def _log_start(run: RunLogger, ir: irm.IR, source: str | None, label: str, data: Any, validation: Any,
                todo: list[irm.Trainable]) -> None:
-    run.log_params({"program": ir.name or "", "label": label, "train_rows": len(data),
+    run.log_params({"program": ir.name or "", "label": label,
+                    "train_rows": data.count() if is_spark(data) else len(data),
                     "validation_rows": 0 if validation is None else len(validation)})
     for node in todo:
         params = dict(node.params.get("params") or {})

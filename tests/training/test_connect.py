@@ -134,12 +134,19 @@ RETURN ranked;
 
 
 @pytest.mark.spark
-def test_a_spark_frame_trains_the_same_model(spark, frames):
-    train_df, _ = frames
-    local = train(GLMIX, train_df)
-    on_spark = train(GLMIX, spark.createDataFrame(train_df))
+def test_a_spark_frame_is_scored_and_fitted_on_spark_to_the_same_model(spark, frames):
+    train_df, val_df = frames
+    program = GLMIX.replace("TRAINABLE glmix = GLMix([x1, x2, m1]", "double x12 = x1 * x2;\n"
+                            "TRAINABLE glmix = GLMix([x1, x2, m1, x12]")
+    local = train(program, train_df, validation=val_df)
+    on_spark = train(program, spark.createDataFrame(train_df), validation=val_df)
+    for part in ("per_member", "per_document"):
+        np.testing.assert_array_equal(on_spark.state["glmix"][part]["ids"], local.state["glmix"][part]["ids"])
+        np.testing.assert_allclose(on_spark.state["glmix"][part]["coefficients"],
+                                   local.state["glmix"][part]["coefficients"], atol=1e-4)
     np.testing.assert_allclose(on_spark.state["glmix"]["fixed"]["coefficients"],
-                               local.state["glmix"]["fixed"]["coefficients"], atol=1e-6)
+                               local.state["glmix"]["fixed"]["coefficients"], atol=1e-4)
+    assert on_spark.metrics["auc"] == pytest.approx(local.metrics["auc"], abs=1e-4)
 
 
 def test_tracking_logs_parameters_metrics_per_pass_and_the_program(workspace, frames):
@@ -160,3 +167,24 @@ def test_tracking_logs_parameters_metrics_per_pass_and_the_program(workspace, fr
     artifacts = workspace.mlflow_artifact_root / "proml" / run.run_id / "artifacts"
     assert "TRAINABLE glmix = GLMix" in (artifacts / "program.quasar").read_text()
     assert compile(GLMIX).to_json()["nodes"][0]["id"] in (artifacts / "ir.json").read_text()
+
+
+def test_a_categorical_input_is_one_hot_encoded_with_the_vocabulary_serving_uses(frames):
+    train_df, val_df = frames
+    regions = np.array(["north", "south", "east"])
+    train_df = train_df.assign(region=regions[train_df["job_id"] % 3])
+    train_df["y"] = np.where(train_df["region"] == "south", 1.0, train_df["y"])  # south: always clicked
+    program = """
+INPUT DOCUMENT double x1;
+INPUT DOCUMENT Categorical region;
+TRAINABLE glmix = GLMix([x1, region], {"l2": 0.1});
+ranked = ORDER DOCUMENTS BY glmix WITH DESC;
+RETURN ranked;
+"""
+    model = train(program, train_df, label="y")
+    assert model.state["glmix"]["vocabularies"] == {"features.1": ["east", "north", "south"]}
+    east, north, south = model.state["glmix"]["fixed"]["coefficients"][1:]
+    assert south > east + 2 and south > north + 2
+    probe = pd.DataFrame({"x1": [0.0, 0.0], "region": ["south", "north"]})
+    high, low = model.score(probe)
+    assert high - low == pytest.approx(south - north)
