@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
-
-from proml_lab.errors import TrainingError  # noqa: E402
-from proml_lab.training.compare import Comparison, compare, plot_roc  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-@pytest.fixture
-def binary() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(7)
-    y = rng.integers(0, 2, 2_000)
-    score = np.round(y * 0.6 + rng.normal(size=2_000), 1)  # rounded: many ties
-    weight = rng.uniform(0.1, 3.0, 2_000)
-    return y, score, weight
+from proml_lab.errors import TrainingError
+from proml_lab.training.compare import Comparison, compare, plot_roc
 
 
 # -- compare and plots ------------------------------------------------------------------------------

@@ -1,19 +1,14 @@
-"""Metrics agree with scikit-learn and with hand-computed values; comparisons and plots render."""
+"""Metrics agree with scikit-learn and with hand-computed values."""
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import log_loss, mean_squared_error, ndcg_score, roc_auc_score
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from sklearn.metrics import log_loss, mean_squared_error, ndcg_score, roc_auc_score  # noqa: E402
-
-from proml_lab.errors import TrainingError  # noqa: E402
-from proml_lab.training.metrics import (  # noqa: E402
+from proml_lab.errors import TrainingError
+from proml_lab.training.metrics import (
     auc,
     evaluate,
     logloss,
@@ -22,21 +17,6 @@ from proml_lab.training.metrics import (  # noqa: E402
     precision_at_k,
     rmse,
 )
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-@pytest.fixture
-def binary() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(7)
-    y = rng.integers(0, 2, 2_000)
-    score = np.round(y * 0.6 + rng.normal(size=2_000), 1)  # rounded: many ties
-    weight = rng.uniform(0.1, 3.0, 2_000)
-    return y, score, weight
 
 
 # -- point metrics ----------------------------------------------------------------------------------
