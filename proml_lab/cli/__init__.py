@@ -29,6 +29,8 @@ app.add_typer(worlds_cli.app, name="worlds")
 app.add_typer(features_cli.app, name="features")
 app.add_typer(quasar_cli.app, name="quasar")
 app.add_typer(training_cli.eval_app, name="eval")
+new_app = typer.Typer(help="Start new work from a template.", no_args_is_help=True)
+app.add_typer(new_app, name="new")
 app.command("train")(training_cli.train)
 worlds_app = worlds_cli.app
 
@@ -131,6 +133,21 @@ def _demo_training(ws: Any, ir: Any) -> None:
         sizes = ", ".join(f"{name}: {len(e['ids']):,} entities" for name, e in glmix.effects_.items())
         console.print(f"per-entity coefficient tables: {sizes}", highlight=False)
     console.print(f"MLflow runs {base.run_id} (baseline) and {new.run_id} (new) in {ws.mlflow_tracking_uri}",
+                  highlight=False, soft_wrap=True)
+
+
+@new_app.command("model")
+def new_model(
+    name: Annotated[str, typer.Argument(help="The model's name (an identifier, e.g. my_ranker).")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing model of that name.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Create <workspace>/models/NAME/ with a Quasar program and a notebook to develop and train it."""
+    from proml_lab.templates import new_model as create
+
+    made = create(workspace(home), name, overwrite=force)
+    console.print(f"created {made.program} and {made.notebook}", highlight=False, soft_wrap=True)
+    console.print(f"next: proml quasar check {made.program}  |  proml train {made.program}  |  proml lab",
                   highlight=False, soft_wrap=True)
 
 
