@@ -37,6 +37,20 @@ _LAZY = {
 }
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext proml_lab``: register the ProML Lab magics (``%%quasar``, ``%features``, ``%train`` ...)."""
+    from proml_lab.lab import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext proml_lab``."""
+    from proml_lab.lab import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

@@ -119,6 +119,10 @@ class Tracker:
         self.workspace = workspace
         self.experiment = experiment
         self._client: Any = None
+        from filelock import FileLock
+
+        # one lock object per tracker (re-entrant); across processes it serializes store creation
+        self._lock = FileLock(str(workspace.root / ".tracking.lock"), timeout=600)
 
     @property
     def client(self) -> Any:
@@ -127,23 +131,26 @@ class Tracker:
             from mlflow.tracking import MlflowClient
 
             mlflow.set_tracking_uri(self.workspace.mlflow_tracking_uri)
-            self._client = MlflowClient(tracking_uri=self.workspace.mlflow_tracking_uri,
-                                        registry_uri=self.workspace.mlflow_registry_uri)
+            with self._lock:
+                client = MlflowClient(tracking_uri=self.workspace.mlflow_tracking_uri,
+                                      registry_uri=self.workspace.mlflow_registry_uri)
+                client.search_experiments(max_results=1)  # creates (migrates) a new store, once
+            self._client = client
         return self._client
 
     def experiment_id(self) -> str:
-        """The experiment's id, created on first use with the workspace's artifact root."""
-        found = self.client.get_experiment_by_name(self.experiment)
-        if found is not None:
-            return str(found.experiment_id)
-        root = self.workspace.mlflow_artifact_root / self.experiment
-        try:
-            return str(self.client.create_experiment(self.experiment, artifact_location=root.as_uri()))
-        except Exception:  # another process created it first
-            found = self.client.get_experiment_by_name(self.experiment)
-            if found is None:
-                raise
-            return str(found.experiment_id)
+        """The experiment's id, created on first use with the workspace's artifact root.
+
+        Creating the tracking store (MLflow migrates a new SQLite database) and the experiment happens
+        under a workspace file lock: two processes migrating one new store at once break it.
+        """
+        client = self.client
+        with self._lock:
+            found = client.get_experiment_by_name(self.experiment)
+            if found is not None:
+                return str(found.experiment_id)
+            root = self.workspace.mlflow_artifact_root / self.experiment
+            return str(client.create_experiment(self.experiment, artifact_location=root.as_uri()))
 
     @contextlib.contextmanager
     def start_run(self, name: str | None = None, *, tags: Mapping[str, Any] | None = None) -> Iterator[RunLogger]:

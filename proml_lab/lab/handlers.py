@@ -1,0 +1,192 @@
+"""REST handlers of the ProML server extension, under ``<base_url>/proml/``.
+
+Thin adapters (STYLE habit 13): each verb parses its query, calls one core function and writes JSON.
+
+- ``GET proml/features?q=&entity=&type=&limit=``: Feature Marketplace search (each hit with its
+  ``INPUT ...;`` reference for a ``%%quasar`` cell)
+- ``GET proml/features/<name>``: one feature described (404 with a JSON message when unknown)
+- ``GET proml/models``: tracked MLflow runs with their metrics
+- ``GET proml/models/compare?a=<run>&b=<run>``: Metric | a | b | Lift of two runs
+- ``GET proml/templates``: the new-model templates (name, kind, description, text)
+
+Every verb needs an authenticated user; no workspace answers 503 with a JSON message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+
+from proml_lab.errors import ProMLError
+
+__all__ = ["setup_handlers"]
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN / inf become ``null`` (JSON has no NaN); timestamps become ISO text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+class _ProMLHandler(APIHandler):
+    """Base: the workspace comes from the extension's settings; core errors become 4xx JSON."""
+
+    def initialize(self, workspace: Any) -> None:
+        self._workspace = workspace
+
+    @property
+    def workspace(self) -> Any:
+        from proml_lab.errors import WorkspaceError
+
+        try:
+            return self._workspace()
+        except WorkspaceError as exc:  # no workspace yet: say so (JSON), not a 500 with a traceback
+            raise tornado.web.HTTPError(503, str(exc)) from exc
+
+    def reply(self, data: Any) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(_json_safe(data), default=str))
+
+    def fail(self, status: int, message: str) -> None:
+        self.set_status(status)
+        self.reply({"message": message})
+
+
+class FeaturesHandler(_ProMLHandler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        try:
+            limit = int(self.get_query_argument("limit", "20"))
+        except ValueError:
+            return self.fail(400, "limit must be an integer")
+        from proml_lab.lab.widgets import feature_reference
+
+        store = self.workspace.features
+        hits = store.search(
+            self.get_query_argument("q", ""),
+            entity=self.get_query_argument("entity", None) or None,
+            type=self.get_query_argument("type", None) or None,
+            limit=limit,
+        )
+        self.reply({"features": [
+            {"name": h.name, "entity": h.entity, "type": h.type, "description": h.description,
+             "owner": h.owner, "tags": list(h.tags), "online": h.online, "score": h.score,
+             "reference": feature_reference(store.catalog.feature(h.name))}
+            for h in hits
+        ]})
+
+
+class FeatureHandler(_ProMLHandler):
+    @tornado.web.authenticated
+    def get(self, name: str) -> None:
+        from proml_lab.errors import UnknownFeatureError
+
+        try:
+            info = self.workspace.features.describe(name)
+        except UnknownFeatureError as exc:
+            return self.fail(404, str(exc))
+        self.reply(info)
+
+
+def _runs(workspace: Any) -> list[dict[str, Any]]:
+    from proml_lab.training.tracking import Tracker
+
+    frame = Tracker(workspace).runs()
+    out = []
+    for row in frame.to_dict(orient="records"):
+        metrics = {k.removeprefix("metrics."): v for k, v in row.items()
+                   if k.startswith("metrics.") and v == v}  # v == v drops NaN (metric absent)
+        params = {k.removeprefix("params."): v for k, v in row.items()
+                  if k.startswith("params.") and isinstance(v, str)}
+        out.append({"id": row["run_id"], "name": row["name"], "status": row["status"],
+                    "start_time": row["start_time"], "metrics": metrics, "params": params})
+    return out
+
+
+def _comparable(metrics: dict[str, float]) -> dict[str, float]:
+    """The run metrics :func:`compare` knows a direction for, named as it names them (``ndcg@10``)."""
+    from proml_lab.training.metrics import _ALIASES, HIGHER_IS_BETTER
+
+    out = {}
+    for key, value in metrics.items():
+        name = key.replace("_at_", "@")
+        base = name.partition("@")[0]
+        if _ALIASES.get(base, base) in HIGHER_IS_BETTER:
+            out[name] = value
+    return out
+
+
+class ModelsHandler(_ProMLHandler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        self.reply({"models": _runs(self.workspace)})
+
+
+class CompareHandler(_ProMLHandler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        from proml_lab.training.compare import compare
+
+        a, b = self.get_query_argument("a", ""), self.get_query_argument("b", "")
+        if not a or not b:
+            return self.fail(400, "pass two run ids: ?a=<run>&b=<run>")
+        runs = {r["id"]: r for r in _runs(self.workspace)}
+        missing = [x for x in (a, b) if x not in runs]
+        if missing:
+            return self.fail(404, f"unknown run id(s): {', '.join(missing)}")
+        ra, rb = runs[a], runs[b]
+        names = (ra["name"] or a, rb["name"] or b)
+        if names[0] == names[1] or {"Metric", "Lift"} & set(names):
+            names = (a, b)
+        try:
+            result = compare(_comparable(ra["metrics"]), _comparable(rb["metrics"]), names=names)
+        except ProMLError as exc:
+            return self.fail(400, str(exc))
+        self.reply({**result.to_dict(), "runs": [a, b], "rows": result.rows()})
+
+
+class TemplatesHandler(_ProMLHandler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        try:
+            from proml_lab.templates import list_templates
+        except ImportError:  # templates are another part of the project; none yet is not an error
+            return self.reply({"templates": []})
+        try:
+            found = list_templates()
+        except ProMLError:
+            found = []
+        self.reply({"templates": [
+            {"name": t.name, "kind": t.kind, "description": t.description,
+             "text": t.path.read_text(encoding="utf-8")}
+            for t in found
+        ]})
+
+
+def setup_handlers(web_app: Any, workspace: Any) -> list[str]:
+    """Add the handlers to ``web_app`` under its ``base_url``; ``workspace`` is a callable returning one.
+
+    Returns the URL patterns added.
+    """
+    base = url_path_join(web_app.settings["base_url"], "proml")
+    routes = [
+        (url_path_join(base, "features"), FeaturesHandler),
+        (url_path_join(base, "features", r"([^/]+)"), FeatureHandler),
+        (url_path_join(base, "models"), ModelsHandler),
+        (url_path_join(base, "models", "compare"), CompareHandler),
+        (url_path_join(base, "templates"), TemplatesHandler),
+    ]
+    web_app.add_handlers(".*$", [(pattern, handler, {"workspace": workspace}) for pattern, handler in routes])
+    return [pattern for pattern, _ in routes]

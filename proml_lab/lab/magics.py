@@ -1,0 +1,435 @@
+"""The ProML Lab magics: author (``%%quasar``), discover (``%features``, ``%feature``), train (``%train``,
+``%job``, ``%jobs``) and compare (``%compare``) from a notebook.
+
+Thin adapters (STYLE habit 13): each magic parses its line, calls one core function and renders the
+result. Errors are *raised* (papermill runs fail), but shown as the core's message without a Python
+traceback: :class:`ProMLMagicError` implements IPython's ``_render_traceback_``.
+
+Options are traitlets, set with ``%config`` or in a profile::
+
+    %config ProMLMagics.workspace = "/data/proml"     # default "": PROML_HOME
+    %config ProMLMagics.spark_master = "local[4]"     # for the Spark sessions started afterwards (jobs)
+    %config ProMLMagics.widgets = "off"               # plain HTML / DataFrames instead of ipywidgets
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import CaselessStrEnum, Unicode, observe
+
+from proml_lab.errors import ProMLError
+from proml_lab.lab import display as views
+from proml_lab.lab import jobs as jobs_mod
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from proml_lab.quasar.ir import IR
+    from proml_lab.workspace import Workspace
+
+__all__ = ["ProMLMagicError", "ProMLMagics", "QuasarModel"]
+
+ONLINE_FIX = "proml features materialize --online"
+
+
+class ProMLMagicError(ProMLError):
+    """An error a magic reports: IPython shows its message only (no traceback), and the cell fails.
+
+    ``error`` is the core's original exception (a ``QuasarError`` with line and column, ...).
+    """
+
+    def __init__(self, message: str, *, error: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+    def _render_traceback_(self) -> list[str]:
+        name = type(self.error).__name__ if self.error is not None else "ProMLError"
+        return [f"\x1b[31m{name}\x1b[0m", *str(self).splitlines()]
+
+
+def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Re-raise the core's errors as :class:`ProMLMagicError` (message kept, traceback hidden)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ProMLMagicError:
+            raise
+        except ProMLError as exc:
+            raise ProMLMagicError(str(exc), error=exc) from exc
+
+    return wrapper
+
+
+@dataclass(eq=False)
+class QuasarModel:
+    """A model written in a ``%%quasar NAME`` cell: its source, compiled IR and feature table.
+
+    ``job_id`` / ``result`` are filled in by ``%train NAME``.
+    """
+
+    name: str | None
+    source: str
+    filename: str
+    ir: IR
+    features: pd.DataFrame
+    job_id: str | None = None
+    result: jobs_mod.JobResult | None = None
+    _svg: str | None = field(default=None, repr=False)
+
+    def diagram(self) -> Any:
+        """The DAG picture (a ``QuasarDiagram``; ``.save("m.svg")`` writes it)."""
+        from proml_lab.quasar.render import QuasarDiagram
+
+        return QuasarDiagram(self.ir, engine="python", title=self.ir.name or self.name)
+
+    def _repr_html_(self) -> str:
+        if self._svg is None:
+            self._svg = self.diagram().svg
+        return views.program_html(self.name, self.ir, self.features, self._svg)
+
+    def __repr__(self) -> str:
+        trained = f", trained by job {self.job_id}" if self.job_id else ""
+        return (f"QuasarModel({self.name!r}: {self.ir.name}, {len(self.ir.nodes)} nodes, "
+                f"{len(self.features)} features{trained})")
+
+
+@magics_class
+class ProMLMagics(Magics):
+    """``%%quasar``, ``%features``, ``%feature``, ``%train``, ``%job``, ``%jobs`` and ``%compare``."""
+
+    workspace = Unicode("", help="Workspace directory; empty means PROML_HOME (else ./.proml).").tag(config=True)
+    spark_master = Unicode(
+        "", help="Spark master for Spark sessions started after it is set (training jobs included); "
+                 "empty keeps PROML_SPARK_MASTER / the default local[*].").tag(config=True)
+    widgets = CaselessStrEnum(
+        ("auto", "on", "off"), default_value="auto",
+        help="ipywidgets views: 'auto' under a Jupyter kernel when ipywidgets is installed, "
+             "'on' always, 'off' never (HTML and DataFrames instead).").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        self._ws: tuple[Any, Workspace] | None = None
+        self._names: tuple[float, list[str]] = (0.0, [])
+        super().__init__(shell=shell, **kwargs)
+
+    # -- options and shared helpers ----------------------------------------------------------------
+    @observe("spark_master", "workspace")
+    def _settings_changed(self, change: Any) -> None:
+        from proml_lab.settings import get_settings
+
+        if change["name"] == "spark_master" and change["new"]:
+            os.environ["PROML_SPARK_MASTER"] = change["new"]
+            get_settings.cache_clear()
+            if "pyspark" in sys.modules:
+                from pyspark.sql import SparkSession
+
+                if SparkSession.getActiveSession() is not None:
+                    print("note: this kernel's Spark session is already running; the new master applies "
+                          "to training jobs and to Spark sessions started after it is stopped.")
+        self._ws = None
+
+    def _workspace(self) -> Workspace:
+        from proml_lab.settings import get_settings
+        from proml_lab.workspace import Workspace
+
+        key = (self.workspace, get_settings())
+        if self._ws is None or self._ws[0] != key:
+            self._ws = (key, Workspace.open(self.workspace or None))
+        return self._ws[1]
+
+    def _use_widgets(self) -> Any:
+        """The :mod:`proml_lab.lab.widgets` module when widgets should be shown, else ``None``."""
+        if self.widgets == "off" or (self.widgets == "auto" and getattr(self.shell, "kernel", None) is None):
+            return None
+        import importlib.util
+
+        if importlib.util.find_spec("ipywidgets") is None:
+            return None
+        try:
+            from proml_lab.lab import widgets
+        except ImportError:  # the widgets module is optional
+            return None
+        return widgets
+
+    def feature_names(self) -> list[str]:
+        """Feature names of the workspace catalog (re-read at most every 10 s), for completion."""
+        stamp, names = self._names
+        if time.monotonic() - stamp > 10.0 or not names:
+            try:
+                names = [r.name for r in self._workspace().features.catalog.features()]
+            except ProMLError:
+                names = []
+            self._names = (time.monotonic(), names)
+        return names
+
+    # -- authoring ---------------------------------------------------------------------------------
+    @cell_magic
+    @magic_arguments()
+    @argument("name", nargs="?", help="Variable the model is bound to.")
+    @argument("--check-online", action="store_true",
+              help=f"Fail unless every feature is materialized online (fix: {ONLINE_FIX}).")
+    @no_var_expand
+    @_user_errors
+    def quasar(self, line: str, cell: str) -> QuasarModel | None:
+        """Compile a Quasar program against the workspace catalog, show its DAG and features, bind NAME.
+
+        Example::
+
+            %%quasar ranker --check-online
+            MODEL ranker;
+            ...
+        """
+        from proml_lab.quasar import QuasarError
+        from proml_lab.quasar import compile as compile_program
+
+        args = parse_argstring(self.quasar, line)
+        if not cell.strip():
+            raise ProMLMagicError("%%quasar needs a program in the cell (see docs/quasar.md)")
+        if args.name is not None and not args.name.isidentifier():
+            raise ProMLMagicError(f"%%quasar NAME must be a Python identifier. Got {args.name!r} instead.")
+        filename = f"<{args.name}>" if args.name else "<quasar>"
+        catalog = self._workspace().features.catalog
+        try:
+            ir = compile_program(cell, catalog=catalog, filename=filename)
+        except QuasarError as exc:
+            raise ProMLMagicError(str(exc), error=exc) from exc
+        model = QuasarModel(args.name, cell, filename, ir, views.program_features(ir, catalog))
+        if args.name:
+            self.shell.user_ns[args.name] = model
+        if args.check_online:
+            missing = model.features.loc[model.features["Online"] == "no", "Feature"].tolist()
+            if missing:
+                from IPython.display import display
+
+                display(model)
+                raise ProMLMagicError(
+                    f"{len(missing)} feature(s) of {ir.name or args.name} are not materialized online: "
+                    f"{', '.join(missing)}. Materialize them with: {ONLINE_FIX}")
+        return model
+
+    # -- discovery ---------------------------------------------------------------------------------
+    @line_magic
+    @magic_arguments()
+    @argument("query", nargs="*", help="Search words (empty: list features).")
+    @argument("--entity", help="Only features of this entity.")
+    @argument("--type", help="Only features of this value type (numeric, categorical, vector ...).")
+    @argument("--limit", type=int, default=50, help="At most this many results.")
+    @_user_errors
+    def features(self, line: str) -> Any:
+        """Search the Feature Marketplace: a browser widget, or a DataFrame of hits.
+
+        Example: ``%features title --entity job``
+        """
+        import pandas as pd
+
+        args = parse_argstring(self.features, line)
+        store, query = self._workspace().features, " ".join(args.query)
+        widgets = self._use_widgets()
+        if widgets is not None:
+            return widgets.marketplace_browser(store, query, args.entity, args.type, limit=args.limit)
+        hits = store.search(query, entity=args.entity, type=args.type, limit=args.limit)
+        return pd.DataFrame(
+            [{"name": h.name, "entity": h.entity, "type": h.type, "online": h.online, "owner": h.owner,
+              "description": h.description, "score": round(h.score, 3)} for h in hits],
+            columns=["name", "entity", "type", "online", "owner", "description", "score"])
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", help="Feature name (Tab completes).")
+    @_user_errors
+    def feature(self, line: str) -> views.FeatureView:
+        """One feature: definition, lineage, online state and its statistics history plot.
+
+        Example: ``%feature member_jobViews_7d``
+        """
+        args = parse_argstring(self.feature, line)
+        info = self._workspace().features.describe(args.name)
+        fig = views.stats_history_figure(info.get("stats") or [], args.name)
+        return views.FeatureView(info, views.figure_png(fig) if fig is not None else None)
+
+    # -- training ----------------------------------------------------------------------------------
+    @line_magic
+    @magic_arguments()
+    @argument("name", help="A model bound by %%%%quasar NAME (or a .quasar file).")
+    @argument("--data", help="Training table under the lake (default: the program's training_data).")
+    @argument("--label", help="Label column (default: the program's label).")
+    @argument("--tune", type=int, default=0, help="Tuning trials before the final fit.")
+    @argument("--wait", action=argparse.BooleanOptionalAction, default=True,
+              help="Wait with a progress bar (default), or return the job at once (--no-wait).")
+    @_user_errors
+    def train(self, line: str) -> Any:
+        """Train a model as a tracked job that survives interrupts and kernel restarts.
+
+        Example: ``%train ranker --tune 8``; Ctrl-C / interrupt detaches, ``%job <id>`` re-attaches.
+        """
+        args = parse_argstring(self.train, line)
+        model = self._model(args.name)
+        job = jobs_mod.submit(
+            self._workspace(), model.source, filename=model.filename, name=model.name or args.name,
+            source_table=args.data, label=args.label, tune_trials=args.tune,
+            spark_master=self.spark_master or None, cwd=os.getcwd())
+        model.job_id, model.result = job.id, None
+        print(f"Job {job.id} started: training {args.name}. It keeps running if this cell is interrupted; "
+              f"re-attach with %job {job.id}")
+        if not args.wait:
+            return job
+        return self._attach(job, nodes=len(model.ir.trainables()), trials=args.tune, model=model)
+
+    def _model(self, name: str) -> QuasarModel:
+        value = self.shell.user_ns.get(name)
+        if isinstance(value, QuasarModel):
+            return value
+        path = Path(name)
+        if value is None and path.suffix == ".quasar" and path.is_file():
+            from proml_lab.quasar import compile as compile_program
+
+            source = path.read_text(encoding="utf-8")
+            ir = compile_program(source, catalog=self._workspace().features.catalog, filename=str(path))
+            return QuasarModel(path.stem, source, str(path), ir, views.program_features(
+                ir, self._workspace().features.catalog))
+        what = "is not defined" if value is None else f"is a {type(value).__name__}"
+        raise ProMLMagicError(f"%train needs a model written in a `%%quasar {name}` cell (or a .quasar file); "
+                              f"{name!r} {what}.")
+
+    def _attach(self, job: jobs_mod.Job, *, nodes: int = 1, trials: int = 0,
+                model: QuasarModel | None = None) -> jobs_mod.JobResult | None:
+        """Follow *job* with a progress bar; an interrupt detaches (the job runs on)."""
+        widgets = self._use_widgets()
+        progress: Any = (views.WidgetProgress(widgets.training_progress, nodes=nodes) if widgets is not None
+                         else views.TextProgress(job.id, nodes=nodes, trials=trials, plain=self.widgets == "off"))
+        try:
+            result = job.wait(callback=progress)
+        except KeyboardInterrupt:
+            print(f"\nDetached from job {job.id}; it keeps running ({job.state}). Re-attach with %job {job.id}")
+            return None
+        except jobs_mod.JobFailedError as exc:
+            progress({"event": "done", "error": str(exc)})
+            raise ProMLMagicError(str(exc), error=exc) from exc
+        finally:
+            progress.close()
+        if model is not None:
+            model.result = result
+        for value in list(self.shell.user_ns.values()):  # the model that started it, after a re-attach
+            if isinstance(value, QuasarModel) and value.job_id == job.id:
+                value.result = result
+        return result
+
+    @line_magic
+    @magic_arguments()
+    @argument("id", help="Job id (or a unique prefix of it).")
+    @argument("--kill", action="store_true", help="Stop the job instead of attaching to it.")
+    @_user_errors
+    def job(self, line: str) -> Any:
+        """Re-attach to a training job: progress until it finishes, then its result.
+
+        Example: ``%job 20261122-152301-ab12``
+        """
+        args = parse_argstring(self.job, line)
+        job = jobs_mod.open_job(self._workspace(), args.id)
+        if args.kill:
+            job.kill()
+            print(f"Sent SIGTERM to job {job.id}.")
+            return job
+        spec = job.spec
+        return self._attach(job, nodes=self._trainable_count(spec), trials=int(spec.get("tune_trials") or 0))
+
+    def _trainable_count(self, spec: Mapping[str, Any]) -> int:
+        """How many nodes the job's program trains (what its progress bar counts); 1 if it does not compile."""
+        from proml_lab.quasar import compile as compile_program
+
+        try:
+            ir = compile_program(spec.get("source") or "", catalog=self._workspace().features.catalog,
+                                 filename=spec.get("filename") or "<quasar>")
+        except ProMLError:
+            return 1
+        return max(1, len(ir.trainables()))
+
+    @line_magic
+    @_user_errors
+    def jobs(self, line: str = "") -> pd.DataFrame:
+        """The workspace's training jobs, newest first (id, model, state, times, metrics)."""
+        import pandas as pd
+
+        rows = [j.summary() for j in jobs_mod.list_jobs(self._workspace())]
+        for row in rows:
+            row["metrics"] = views.metrics_text(row["metrics"]) if row["metrics"] else ""
+        return pd.DataFrame(rows, columns=["id", "name", "state", "submitted_at", "finished_at", "metrics",
+                                           "run_id", "error", "pid"])
+
+    # -- comparison --------------------------------------------------------------------------------
+    @line_magic
+    @magic_arguments()
+    @argument("baseline", help="Finished job id, or a trained model's name in the namespace.")
+    @argument("new", help="Finished job id, or a trained model's name in the namespace.")
+    @_user_errors
+    def compare(self, line: str) -> Any:
+        """Metric | Baseline | NewModel | Lift table and the lift plot of two trained models.
+
+        Example: ``%compare baseline ranker``
+        """
+        from proml_lab.training.compare import compare
+
+        args = parse_argstring(self.compare, line)
+        (base, base_label), (new, new_label) = self._metrics(args.baseline), self._metrics(args.new)
+        comparison = compare(base, new, names=("Baseline", "NewModel"))
+        caption = f"Baseline = {base_label}; NewModel = {new_label} (validation metrics)"
+        widgets = self._use_widgets()
+        if widgets is not None:
+            print(caption)
+            return widgets.comparison_view(comparison)
+        return views.ComparisonView(comparison, caption, views.figure_png(comparison.plot()))
+
+    def _metrics(self, token: str) -> tuple[Mapping[str, float], str]:
+        """Metrics of a namespace model (trained ``QuasarModel``, job result, train result) or a job id."""
+        value = self.shell.user_ns.get(token)
+        if isinstance(value, QuasarModel):
+            if value.result is None and value.job_id is None:
+                raise ProMLMagicError(f"{token!r} has not been trained yet; run %train {token}")
+            value = value.result or jobs_mod.open_job(self._workspace(), value.job_id).result()
+        if value is None:
+            value = jobs_mod.open_job(self._workspace(), token).result()
+            return value.metrics, f"job {value.job_id} ({value.program})"
+        metrics = getattr(getattr(value, "model", None), "metrics", None) or getattr(value, "metrics", None)
+        if isinstance(value, Mapping):
+            metrics = value
+        if not isinstance(metrics, Mapping):
+            raise ProMLMagicError(f"{token!r} is a {type(value).__name__}, not a trained model or a job id")
+        return metrics, token
+
+
+def feature_matcher(magics: ProMLMagics) -> Callable[..., Any]:
+    """An IPython completion matcher: feature names after ``%feature`` / ``%features``, entity names
+    after ``--entity``."""
+    from IPython.core.completer import SimpleCompletion, context_matcher
+
+    @context_matcher()
+    def proml_feature_names(context: Any) -> dict[str, Any]:
+        words = context.text_until_cursor.lstrip().split(" ")
+        if len(words) < 2 or words[0].lstrip("%") not in ("feature", "features"):
+            return {"completions": [], "suppress": False}
+        token = words[-1]
+        try:
+            if words[-2] == "--entity":
+                pool = magics._workspace().features.catalog.entity_names()
+            elif words[-2] == "--type" or token.startswith("-"):
+                pool = []
+            else:
+                pool = magics.feature_names()
+        except Exception:  # noqa: BLE001  (completion must never raise into the editor)
+            pool = []
+        hits = [SimpleCompletion(n, type="feature") for n in pool if n.startswith(token)]
+        return {"completions": hits, "suppress": bool(hits), "matched_fragment": token}
+
+    return proml_feature_names

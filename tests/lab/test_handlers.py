@@ -1,0 +1,182 @@
+"""The server extension's REST handlers, on a real Jupyter server (pytest-jupyter) under a JupyterHub-like base URL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("pytest_jupyter")
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError  # noqa: E402
+
+from tests.ui.world import world_workspace  # noqa: E402
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory):
+    return world_workspace(tmp_path_factory)  # tiny world's features + runs "baseline" and "glmix"
+
+
+@pytest.fixture
+def jp_base_url() -> str:
+    return "/user/test/"  # JupyterHub serves single-user servers under /user/<name>/
+
+
+@pytest.fixture
+def jp_server_config(world):
+    return {
+        "ServerApp": {"jpserver_extensions": {"proml_lab.lab.server": True}},
+        "ProMLServerExtension": {"workspace": str(world.root)},
+    }
+
+
+async def _get(jp_fetch, *parts, **params):
+    response = await jp_fetch("proml", *parts, params=params)
+    assert response.code == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    return json.loads(response.body)
+
+
+async def test_search(jp_fetch, world):
+    data = await _get(jp_fetch, "features", q="title", limit="5")
+    names = [f["name"] for f in data["features"]]
+    assert names == [h.name for h in world.features.search("title", limit=5)]
+    assert {"name", "entity", "type", "description", "online", "score", "reference"} <= set(data["features"][0])
+    assert all(f["reference"].startswith("INPUT ") and f["reference"].endswith(f" {f['name']};")
+               for f in data["features"])
+
+
+async def test_search_filters(jp_fetch, world):
+    data = await _get(jp_fetch, "features", q="title", entity="job", limit="50")
+    assert data["features"] and all(f["entity"] == "job" for f in data["features"])
+    hit = data["features"][0]
+    typed = await _get(jp_fetch, "features", q="title", entity="job", type=hit["type"])
+    assert all(f["type"] == hit["type"] for f in typed["features"])
+
+
+async def test_bad_limit_is_400(jp_fetch):
+    with pytest.raises(HTTPClientError) as err:
+        await jp_fetch("proml", "features", params={"limit": "many"})
+    assert err.value.code == 400
+
+
+async def test_describe(jp_fetch, world):
+    name = world.features.search("title", limit=1)[0].name
+    data = await _get(jp_fetch, "features", name)
+    assert data["feature"]["name"] == name
+    assert {"definition", "versions", "lineage", "stats", "online"} <= set(data)
+    assert data["stats"]  # materialized, so statistics were recorded
+
+
+async def test_describe_unknown_is_404_json(jp_fetch):
+    with pytest.raises(HTTPClientError) as err:
+        await jp_fetch("proml", "features", "member_primaryTitel")
+    assert err.value.code == 404
+    body = json.loads(err.value.response.body)
+    assert "Unknown feature 'member_primaryTitel'" in body["message"]
+
+
+async def test_models(jp_fetch, world):
+    data = await _get(jp_fetch, "models")
+    by_name = {m["name"]: m for m in data["models"]}
+    assert {"baseline", "glmix"} <= set(by_name)
+    assert by_name["glmix"]["metrics"]["auc"] == pytest.approx(0.77)
+    assert by_name["glmix"]["status"] == "FINISHED" and by_name["glmix"]["id"]
+
+
+async def test_compare(jp_fetch, world):
+    models = {m["name"]: m["id"] for m in (await _get(jp_fetch, "models"))["models"]}
+    data = await _get(jp_fetch, "models", "compare", a=models["baseline"], b=models["glmix"])
+    assert data["names"] == ["baseline", "glmix"]
+    metrics = {m["metric"]: m for m in data["metrics"]}
+    assert set(metrics) == {"auc", "logloss", "ndcg@10"}  # train_seconds has no direction: left out
+    assert metrics["auc"]["lift"] == pytest.approx(10.0)
+    assert metrics["logloss"]["lift"] == pytest.approx(10.0)  # lower is better: a drop is a gain
+    assert data["rows"][0][0] == "auc"
+
+
+async def test_compare_errors(jp_fetch):
+    for params, code in (({"a": "x"}, 400), ({"a": "nope", "b": "nada"}, 404)):
+        with pytest.raises(HTTPClientError) as err:
+            await jp_fetch("proml", "models", "compare", params=params)
+        assert err.value.code == code
+        assert json.loads(err.value.response.body)["message"]
+
+
+async def test_templates(jp_fetch):
+    data = await _get(jp_fetch, "templates")
+    assert isinstance(data["templates"], list)
+    for t in data["templates"]:
+        assert {"name", "kind", "description", "text"} <= set(t)
+    quasar = [t for t in data["templates"] if t["kind"] == "quasar"]
+    if quasar:
+        assert "INPUT" in quasar[0]["text"]
+
+
+async def test_unauthenticated_is_refused(jp_fetch, jp_http_port):
+    with pytest.raises(HTTPClientError) as err:  # jp_fetch without the token
+        await jp_fetch("proml", "features", headers={"Authorization": ""})
+    assert err.value.code in (401, 403)
+    # and a raw client that never had the token
+    url = f"http://localhost:{jp_http_port}/user/test/proml/models"
+    response = await AsyncHTTPClient().fetch(url, raise_error=False)
+    assert response.code in (401, 403)
+
+
+async def test_routes_follow_base_url(jp_fetch, jp_http_port, jp_auth_header):
+    # jp_fetch starts the HTTP server (pytest-jupyter's http_server fixture); the raw client then checks paths
+    client = AsyncHTTPClient()
+    ok = await client.fetch(f"http://localhost:{jp_http_port}/user/test/proml/templates",
+                            headers=jp_auth_header, raise_error=False)
+    assert ok.code == 200
+    outside = await client.fetch(f"http://localhost:{jp_http_port}/proml/templates",
+                                 headers=jp_auth_header, raise_error=False)
+    assert outside.code == 404
+
+
+class TestWorkspaceFromEnvironment:
+    """Without the ``ProMLServerExtension.workspace`` trait the handlers serve ``PROML_HOME``."""
+
+    @pytest.fixture
+    def jp_server_config(self):
+        return {"ServerApp": {"jpserver_extensions": {"proml_lab.lab.server": True}}}
+
+    async def test_proml_home(self, jp_fetch, world, monkeypatch):
+        from proml_lab.settings import get_settings
+
+        monkeypatch.setenv("PROML_HOME", str(world.root))
+        get_settings.cache_clear()
+        data = await _get(jp_fetch, "features", q="seniority", entity="member")
+        assert [f["name"] for f in data["features"]] == [
+            h.name for h in world.features.search("seniority", entity="member")]
+
+    async def test_no_workspace_is_503_json(self, jp_fetch, tmp_path, monkeypatch):
+        from proml_lab.settings import get_settings
+
+        monkeypatch.setenv("PROML_HOME", str(tmp_path / "nothing-here"))
+        get_settings.cache_clear()
+        with pytest.raises(HTTPClientError) as err:
+            await jp_fetch("proml", "models")
+        assert err.value.code == 503
+        assert "No ProML Lab workspace" in json.loads(err.value.response.body)["message"]
+
+
+def test_installing_the_package_enables_both_extensions():
+    """`make setup` leaves the lab extension and the server extension enabled in the environment."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    jupyter = Path(sys.executable).with_name("jupyter")
+    env = {**__import__("os").environ, "NO_COLOR": "1"}
+    lab = subprocess.run([str(jupyter), "labextension", "list"], capture_output=True, text=True, env=env)
+    server = subprocess.run([str(jupyter), "server", "extension", "list"], capture_output=True, text=True,
+                            env=env)
+    lab_lines = [line for line in (lab.stdout + lab.stderr).splitlines() if "jupyterlab-proml" in line]
+    assert lab_lines and "enabled" in lab_lines[0] and "OK" in lab_lines[0]
+    assert any("proml_lab.lab.server" in line and "enabled" in line
+               for line in (server.stdout + server.stderr).splitlines())
