@@ -53,3 +53,11 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     session = get_spark(settings, warehouse_dir=tmp_path_factory.mktemp("warehouse"))
     yield session
     stop_spark()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The browser tests run last: Playwright's sync API keeps an event loop running until the session
+    ends, and pytest-jupyter's autouse loop fixture (loaded for the handler tests) cannot close it."""
+    ui = [item for item in items if "/tests/ui/" in str(item.fspath)]
+    if ui:
+        items[:] = [item for item in items if item not in ui] + ui
