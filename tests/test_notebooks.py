@@ -46,3 +46,20 @@ def test_every_notebook_has_a_parameters_cell():
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), path.name
+
+
+def test_the_comparison_dashboard_runs_under_papermill(tmp_path):
+    from proml_lab.training.tracking import Tracker
+    from proml_lab.workspace import Workspace
+
+    ws = Workspace.init(tmp_path / "ws")
+    tracker = Tracker(ws)
+    for name, auc in (("baseline", 0.70), ("glmix", 0.77)):
+        with tracker.start_run(name) as run:
+            run.log_metrics({"auc": auc, "logloss": 1 - auc})
+    path = ROOT / "notebooks" / "dashboards" / "model_comparison.ipynb"
+    out = tmp_path / path.name
+    papermill.execute_notebook(str(path), str(out), parameters={"home": str(ws.root)}, cwd=str(tmp_path),
+                               kernel_name="python3", progress_bar=False)
+    outputs = [o for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)

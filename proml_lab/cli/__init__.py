@@ -151,6 +151,26 @@ def new_model(
                   highlight=False, soft_wrap=True)
 
 
+DASHBOARDS = Path(__file__).resolve().parent.parent.parent / "notebooks" / "dashboards"
+
+
+@app.command()
+def dashboard(
+    name: Annotated[str, typer.Argument(help="A dashboard in notebooks/dashboards (e.g. model_comparison).")],
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8866,
+    home: HomeOption = None,
+) -> None:
+    """Serve a dashboard notebook with Voila (its code hidden, its widgets live) on the workspace."""
+    path = DASHBOARDS / f"{name}.ipynb"
+    if not path.is_file():
+        known = sorted(p.stem for p in DASHBOARDS.glob("*.ipynb"))
+        raise ProMLError(f"no dashboard {name!r}; available: {', '.join(known) or 'none'}")
+    ws = workspace(home)
+    env = {**os.environ, "PROML_HOME": str(ws.root)}
+    os.execvpe(sys.executable, [sys.executable, "-m", "voila", str(path), f"--port={port}", "--no-browser",
+                                "--Voila.ip=127.0.0.1"], env)
+
+
 @app.command()
 def lab(
     home: HomeOption = None,

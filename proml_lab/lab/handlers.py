@@ -103,29 +103,7 @@ class FeatureHandler(_ProMLHandler):
 def _runs(workspace: Any) -> list[dict[str, Any]]:
     from proml_lab.training.tracking import Tracker
 
-    frame = Tracker(workspace).runs()
-    out = []
-    for row in frame.to_dict(orient="records"):
-        metrics = {k.removeprefix("metrics."): v for k, v in row.items()
-                   if k.startswith("metrics.") and v == v}  # v == v drops NaN (metric absent)
-        params = {k.removeprefix("params."): v for k, v in row.items()
-                  if k.startswith("params.") and isinstance(v, str)}
-        out.append({"id": row["run_id"], "name": row["name"], "status": row["status"],
-                    "start_time": row["start_time"], "metrics": metrics, "params": params})
-    return out
-
-
-def _comparable(metrics: dict[str, float]) -> dict[str, float]:
-    """The run metrics :func:`compare` knows a direction for, named as it names them (``ndcg@10``)."""
-    from proml_lab.training.metrics import _ALIASES, HIGHER_IS_BETTER
-
-    out = {}
-    for key, value in metrics.items():
-        name = key.replace("_at_", "@")
-        base = name.partition("@")[0]
-        if _ALIASES.get(base, base) in HIGHER_IS_BETTER:
-            out[name] = value
-    return out
+    return Tracker(workspace).run_records()
 
 
 class ModelsHandler(_ProMLHandler):
@@ -137,21 +115,17 @@ class ModelsHandler(_ProMLHandler):
 class CompareHandler(_ProMLHandler):
     @tornado.web.authenticated
     def get(self) -> None:
-        from proml_lab.training.compare import compare
+        from proml_lab.training.compare import compare_runs
 
         a, b = self.get_query_argument("a", ""), self.get_query_argument("b", "")
         if not a or not b:
             return self.fail(400, "pass two run ids: ?a=<run>&b=<run>")
-        runs = {r["id"]: r for r in _runs(self.workspace)}
-        missing = [x for x in (a, b) if x not in runs]
+        records = _runs(self.workspace)
+        missing = [x for x in (a, b) if x not in {r["id"] for r in records}]
         if missing:
             return self.fail(404, f"unknown run id(s): {', '.join(missing)}")
-        ra, rb = runs[a], runs[b]
-        names = (ra["name"] or a, rb["name"] or b)
-        if names[0] == names[1] or {"Metric", "Lift"} & set(names):
-            names = (a, b)
         try:
-            result = compare(_comparable(ra["metrics"]), _comparable(rb["metrics"]), names=names)
+            result = compare_runs(records, a, b)
         except ProMLError as exc:
             return self.fail(400, str(exc))
         self.reply({**result.to_dict(), "runs": [a, b], "rows": result.rows()})

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["Comparison", "compare", "plot_roc"]
+__all__ = ["Comparison", "comparable_metrics", "compare", "compare_runs", "plot_roc"]
 
 
 # -- comparing models -------------------------------------------------------------------------------
@@ -206,3 +206,30 @@ def plot_roc(y: Any, scores: Mapping[str, Any], *, ax: Axes | None = None) -> Fi
     ax.set_ylabel("True positive rate")
     ax.legend(loc="lower right")
     return fig
+
+
+def comparable_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The tracked metrics :func:`compare` knows a direction for, named as it names them (``ndcg@10``
+    for MLflow's ``ndcg_at_10``); bookkeeping such as ``train_seconds`` is left out."""
+    out = {}
+    for key, value in metrics.items():
+        name = key.replace("_at_", "@")
+        base = name.partition("@")[0]
+        if _ALIASES.get(base, base) in HIGHER_IS_BETTER:
+            out[name] = value
+    return out
+
+
+def compare_runs(records: list[Mapping[str, Any]], baseline: str, new: str) -> Comparison:
+    """Compare two tracked runs by id (*records* from :meth:`Tracker.run_records`), named by run name."""
+    runs = {r["id"]: r for r in records}
+    missing = [x for x in (baseline, new) if x not in runs]
+    if missing:
+        raise TrainingError(f"unknown run id(s): {', '.join(missing)}")
+    a, b = runs[baseline], runs[new]
+    names = (a["name"] or baseline, b["name"] or new)
+    if names[0] == names[1] or {"Metric", "Lift"} & set(names):  # e.g. two runs of one program
+        names = (f"{names[0]} ({baseline[:8]})", f"{names[1]} ({new[:8]})")
+    if names[0] == names[1]:  # one run against itself
+        names = ("Baseline", "NewModel")
+    return compare(comparable_metrics(a["metrics"]), comparable_metrics(b["metrics"]), names=names)

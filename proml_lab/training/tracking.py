@@ -183,6 +183,18 @@ class Tracker:
             rows.append(row)
         return pd.DataFrame(rows)
 
+    def run_records(self) -> list[dict[str, Any]]:
+        """The runs as plain records: id, name, status, start time, metrics and parameters."""
+        out = []
+        for row in self.runs().to_dict(orient="records"):
+            metrics = {k.removeprefix("metrics."): v for k, v in row.items()
+                       if k.startswith("metrics.") and v == v}  # v == v drops NaN (metric absent)
+            params = {k.removeprefix("params."): v for k, v in row.items()
+                      if k.startswith("params.") and isinstance(v, str)}
+            out.append({"id": row["run_id"], "name": row["name"], "status": row["status"],
+                        "start_time": row["start_time"], "metrics": metrics, "params": params})
+        return out
+
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         """``(step, value)`` pairs of one metric of one run, by step."""
         return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, key))
