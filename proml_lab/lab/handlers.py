@@ -134,14 +134,12 @@ class CompareHandler(_ProMLHandler):
 class TemplatesHandler(_ProMLHandler):
     @tornado.web.authenticated
     def get(self) -> None:
-        try:
-            from proml_lab.templates import list_templates
-        except ImportError:  # templates are another part of the project; none yet is not an error
-            return self.reply({"templates": []})
+        from proml_lab.templates import list_templates
+
         try:
             found = list_templates()
-        except ProMLError:
-            found = []
+        except ProMLError as exc:  # an installation without its templates: say so, not "no templates"
+            return self.fail(503, str(exc))
         self.reply({"templates": [
             {"name": t.name, "kind": t.kind, "description": t.description,
              "text": t.path.read_text(encoding="utf-8")}

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["TrainedModel", "train"]
 
 Callback = Callable[[dict[str, Any]], None]
-_LOWER_IS_BETTER = ("logloss", "rmse", "deviance")
+_PROBABILITY_OPS = ("Sigmoid", "LogisticScorer")  # a score made by these is a probability; others, a margin
 
 
 @dataclass
@@ -82,7 +82,7 @@ class TrainedModel:
 
     def score(self, data: pd.DataFrame, node: str | None = None) -> np.ndarray:
         """The value of *node* (default: the score the program orders by) for every row of *data*."""
-        from proml_lab.quasar.engine import score_frame
+        from proml_lab.quasar.engine.frame import score_frame, score_node
 
         node = node or score_node(self.ir)
         out = score_frame(self.ir, data, [node], state=self.state, **self._id_columns(data))
@@ -95,7 +95,10 @@ class TrainedModel:
         if label not in data.columns:
             raise TrainingError(f"the data has no label column {label!r}")
         names = list(metrics or _config_metrics(self.ir))
-        return _evaluate(np.asarray(data[label], np.float64), self.score(data), names,
+        from proml_lab.quasar.engine.frame import score_node
+
+        probability = getattr(self.ir.node(score_node(self.ir)), "op", "") in _PROBABILITY_OPS
+        return _evaluate(np.asarray(data[label], np.float64), self.score(data), names, probability=probability,
                          group=_column(data, self.member_id_column))
 
     def _id_columns(self, data: Any) -> dict[str, str | None]:
@@ -293,18 +296,6 @@ _TRAINERS: dict[str, Callable[[irm.Trainable, _Context], tuple[Any, Any]]] = {
 # ---- helpers ---------------------------------------------------------------------------------------------
 
 
-def score_node(ir: irm.IR) -> str:
-    """The value node the program's output is ordered by."""
-    by_id = {n.id: n for n in ir.nodes}
-    node = by_id[ir.output]
-    while not isinstance(node, irm.Order):
-        src = node.params.get("source")
-        if not (isinstance(src, dict) and "$ref" in src):
-            raise TrainingError("the program's RETURN is not ordered by a score (no ORDER ... BY)")
-        node = by_id[src["$ref"]]
-    return str(node.params["by"]["$ref"])
-
-
 def _compile(program: Any, catalog: Any) -> tuple[irm.IR, str | None]:
     from proml_lab.quasar import compile as compile_program
     from proml_lab.quasar.check import CheckedProgram
@@ -371,7 +362,8 @@ def _column(data: Any, name: str) -> np.ndarray | None:
     return data[name].to_numpy() if name in data.columns else None
 
 
-def _evaluate(y: np.ndarray, score: np.ndarray, names: list[str], *, group: np.ndarray | None) -> dict[str, float]:
+def _evaluate(y: np.ndarray, score: np.ndarray, names: list[str], *, probability: bool,
+              group: np.ndarray | None) -> dict[str, float]:
     from proml_lab.training import metrics as m
 
     out: dict[str, float] = {}
@@ -380,7 +372,7 @@ def _evaluate(y: np.ndarray, score: np.ndarray, names: list[str], *, group: np.n
         if base == "auc":
             out[name] = m.auc(y, score)
         elif base == "logloss":
-            out[name] = m.logloss(y, _probability(score))
+            out[name] = m.logloss(y, score if probability else 1.0 / (1.0 + np.exp(-score)))
         elif base == "rmse":
             out[name] = m.rmse(y, score)
         elif base in ("ndcg", "precision") and group is not None:
@@ -390,13 +382,6 @@ def _evaluate(y: np.ndarray, score: np.ndarray, names: list[str], *, group: np.n
             raise TrainingError(f"unknown metric {name!r}; use auc, logloss, rmse, ndcg@K or precision@K "
                                 f"(ranking metrics need a member id column)")
     return out
-
-
-def _probability(score: np.ndarray) -> np.ndarray:
-    """Scores already in [0, 1] are probabilities; anything else is a margin."""
-    if np.all((score >= 0) & (score <= 1)):
-        return score
-    return 1.0 / (1.0 + np.exp(-score))
 
 
 def _node_callback(emit: Callback, run: RunLogger | None, node_id: str) -> Callback:

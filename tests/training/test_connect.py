@@ -188,3 +188,17 @@ RETURN ranked;
     probe = pd.DataFrame({"x1": [0.0, 0.0], "region": ["south", "north"]})
     high, low = model.score(probe)
     assert high - low == pytest.approx(south - north)
+
+
+def test_scoring_an_unordered_program_asks_for_the_node(frames):
+    train_df, val_df = frames
+    unordered = """
+INPUT DOCUMENT double x1;
+TRAINABLE lin = LogisticScorer([x1]);
+likely = FILTER DOCUMENTS WHERE lin > 0.5;
+RETURN likely;
+"""
+    model = train(unordered, train_df, label="y")
+    with pytest.raises(Exception, match=r"RETURN is not ordered by a score \(no ORDER \.\.\. BY\); name the node"):
+        model.score(val_df)
+    assert model.score(val_df, "lin").shape == (len(val_df),)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.ui.conftest import REPO, _free_port, _wait_ready
+from tests.ui.conftest import REPO, _free_port, _wait_ready, stop
 from tests.ui.world import track_two_runs
 
 DASHBOARD = REPO / "notebooks" / "dashboards" / "model_comparison.ipynb"
@@ -34,12 +34,7 @@ def voila(tmp_path_factory: pytest.TempPathFactory):
         _wait_ready(url, proc, log)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def test_dashboard_renders_the_run_pickers_and_the_comparison(page, voila, artifacts):

@@ -20,10 +20,25 @@ from proml_lab.quasar import ir as irm
 from proml_lab.quasar.engine.local import LocalEngine, QueryBatch
 from proml_lab.quasar.errors import QuasarError
 
-__all__ = ["FrameScorer", "score_frame", "scoring_ir"]
+__all__ = ["FrameScorer", "score_frame", "score_node", "scoring_ir"]
 
 _LIST_KINDS = (irm.Order, irm.Top, irm.Filter, irm.Diversify, irm.Keep, irm.Return)
 _RETURN_ID = "__score_return__"
+
+
+def score_node(ir: irm.IR) -> str:
+    """The value node the program's output ``ORDER`` sorts by (the program's score)."""
+    by_id = {n.id: n for n in ir.nodes}
+    node = by_id[ir.output]
+    while isinstance(node, _LIST_KINDS):
+        if isinstance(node, irm.Order):
+            return str(node.params["by"]["$ref"])
+        src = node.params.get("source")
+        if not (isinstance(src, dict) and "$ref" in src):
+            break
+        node = by_id[src["$ref"]]
+    raise QuasarError("the program's RETURN is not ordered by a score (no ORDER ... BY); name the node "
+                      "to score")
 
 
 def scoring_ir(ir: irm.IR, nodes: Sequence[str]) -> irm.IR:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from proml_lab.quasar import ir as irm
-from proml_lab.quasar.engine.frame import _LIST_KINDS, FrameScorer, _OnWorkers, scoring_ir
+from proml_lab.quasar.engine.frame import _LIST_KINDS, FrameScorer, _OnWorkers, score_node, scoring_ir
 from proml_lab.quasar.errors import QuasarError
 
 if TYPE_CHECKING:
@@ -89,16 +89,7 @@ class SparkEngine:
 
     def score_node(self) -> str:
         """The value node the output's ``ORDER`` sorts by (the program's score)."""
-        node = self._by_id[self.ir.output]
-        while isinstance(node, _LIST_KINDS):
-            if isinstance(node, irm.Order):
-                return str(node.params["by"]["$ref"])
-            src = node.params.get("source")
-            if not (isinstance(src, dict) and "$ref" in src):
-                break
-            node = self._by_id[src["$ref"]]
-        raise QuasarError("the program's RETURN is not ordered by a score; pass nodes=[...] to "
-                          "SparkEngine.score")
+        return score_node(self.ir)
 
     def _nodes(self, nodes: Sequence[str] | str | None) -> list[str]:
         if nodes is None:
