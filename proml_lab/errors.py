@@ -100,3 +100,34 @@ class TrainingError(ProMLError):
     def __init__(self, message: str, *, node: str | None = None) -> None:
         super().__init__(message)
         self.node = node
+
+
+class DeployError(ProMLError):
+    """Publishing or deploying a model failed: an unknown model / version / alias, a run without a bundle ..."""
+
+
+class BundleError(DeployError):
+    """A model bundle cannot be written or read (missing, damaged or of an unknown format); names the file."""
+
+    def __init__(self, message: str, *, path: str | None = None, file: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.file = file
+
+
+class ForwardIndexError(DeployError):
+    """A forward-index generation is missing, damaged or inconsistent; names its path and the bad shard."""
+
+    def __init__(self, message: str, *, path: str | None = None, shard: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.shard = shard
+
+
+class DeploymentError(DeployError):
+    """A deployment, rollback or alias look-up failed; names the model and, when known, what exists."""
+
+    def __init__(self, message: str, *, model: str | None = None, known: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.model = model
+        self.known = list(known or [])

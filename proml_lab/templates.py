@@ -1,7 +1,9 @@
 """Templates for new work: a Quasar program, a new-model notebook, a papermill retrain job, a dashboard.
 
 The files live in the project's ``templates/`` folder (shipped inside the wheel as
-``proml_lab/_templates``); ``{{name}}`` in a template is replaced by the new model's name.
+``proml_lab/_templates``); ``{{name}}`` in a template is replaced by the new model's name. The example
+notebooks and Voila dashboards (``notebooks/``, shipped as ``proml_lab/_notebooks``) are found the same
+way: the source checkout first, else the packaged copy.
 
 >>> [t.name for t in list_templates()][:2]                     # doctest: +SKIP
 ['dashboard', 'model']
@@ -20,7 +22,8 @@ from proml_lab.errors import ConfigurationError
 if TYPE_CHECKING:
     from proml_lab.workspace import Workspace
 
-__all__ = ["NewModel", "Template", "list_templates", "new_model", "render_template", "templates_dir"]
+__all__ = ["NewModel", "Template", "find_dashboard", "list_dashboards", "list_templates", "new_model",
+           "notebooks_dir", "render_template", "templates_dir"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DESCRIPTIONS = {
@@ -48,15 +51,46 @@ class NewModel:
     folder: Path
     program: Path
     notebook: Path
+    dashboard: Path
 
 
 def templates_dir() -> Path:
     """Where the templates are: the source checkout's ``templates/``, else the packaged copy."""
+    return _shipped("templates", "_templates", "model.quasar")
+
+
+def notebooks_dir() -> Path:
+    """Where the example notebooks are (``dashboards/`` holds the Voila dashboards): the source
+    checkout's ``notebooks/``, else the packaged copy."""
+    return _shipped("notebooks", "_notebooks", "dashboards")
+
+
+def _shipped(source: str, packaged: str, marker: str) -> Path:
+    """A folder shipped with the package: in the source checkout, else inside the installed wheel."""
     package = Path(__file__).resolve().parent
-    for candidate in (package.parent / "templates", package / "_templates"):
-        if (candidate / "model.quasar").is_file():
+    for candidate in (package.parent / source, package / packaged):
+        if (candidate / marker).exists():
             return candidate
-    raise ConfigurationError(f"no templates found next to {package}; reinstall proml-lab")
+    raise ConfigurationError(f"no {source} found next to {package}; reinstall proml-lab")
+
+
+def list_dashboards(workspace: Workspace | None = None) -> dict[str, Path]:
+    """Every dashboard by name: the shipped ones (``model_comparison`` ...) and, with a *workspace*, the
+    dashboard of each model made by :func:`new_model` (named after the model)."""
+    found = {p.stem: p for p in sorted((notebooks_dir() / "dashboards").glob("*.ipynb"))}
+    if workspace is not None:
+        for path in sorted((workspace.root / "models").glob("*/*_dashboard.ipynb")):
+            if path.name == f"{path.parent.name}_dashboard.ipynb":  # a shipped name wins over a model's
+                found.setdefault(path.parent.name, path)
+    return found
+
+
+def find_dashboard(name: str, workspace: Workspace | None = None) -> Path:
+    """The dashboard notebook called *name* (see :func:`list_dashboards`)."""
+    found = list_dashboards(workspace)
+    if name not in found:
+        raise ConfigurationError(f"no dashboard {name!r}; available: {', '.join(sorted(found)) or 'none'}")
+    return found[name]
 
 
 def list_templates() -> list[Template]:
@@ -88,22 +122,25 @@ def render_template(name: str, model_name: str) -> str:
 
 
 def new_model(workspace: Workspace, name: str, *, overwrite: bool = False) -> NewModel:
-    """Create ``<workspace>/models/<name>/`` with the program and the notebook to develop it.
+    """Create ``<workspace>/models/<name>/`` with the program, the notebook to develop it and its Voila
+    dashboard (``<name>_dashboard.ipynb``, served by ``proml dashboard <name>``).
 
     Existing files are never overwritten unless *overwrite*; the files appear whole or not at all.
     """
     _check_name(name)
     folder = workspace.root / "models" / name
-    program, notebook = folder / f"{name}.quasar", folder / f"{name}.ipynb"
-    if not overwrite and (program.exists() or notebook.exists()):
+    made = NewModel(name, folder, folder / f"{name}.quasar", folder / f"{name}.ipynb",
+                    folder / f"{name}_dashboard.ipynb")
+    files = ((made.program, "model"), (made.notebook, "new_model"), (made.dashboard, "dashboard"))
+    if not overwrite and any(path.exists() for path, _ in files):
         raise ConfigurationError(f"model {name!r} already exists in {folder}; pick another name or pass "
                                  f"--force to overwrite it")
     folder.mkdir(parents=True, exist_ok=True)
-    for path, template in ((program, "model"), (notebook, "new_model")):
+    for path, template in files:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(render_template(template, name), encoding="utf-8")
         tmp.replace(path)
-    return NewModel(name, folder, program, notebook)
+    return made
 
 
 def _check_name(name: str) -> None:

@@ -161,6 +161,35 @@ def test_demo_logs_both_runs_to_mlflow(demo):
     assert trained["params.glmix.op"].eq("GLMix").all()
 
 
+def test_demo_publishes_deploys_and_ranks_over_http(demo):
+    from proml_lab.deploy.deployer import resolve
+    from proml_lab.deploy.registry import ModelRegistry
+    from proml_lab.workspace import Workspace
+
+    home, out = demo
+    assert "5. Publish, deploy and serve" in out.stdout
+    assert "published world_job_recommendations version 1 (alias champion)" in out.stdout
+    for member in (1, 2, 3):
+        assert f"member {member}: top 5 jobs (version 1, 200 candidates" in out.stdout
+    assert _row(out.stdout, "1")[0] == "1" and 0 < float(_row(out.stdout, "1")[2]) < 1  # rank 1, a probability
+    ws = Workspace.open(home)
+    assert ModelRegistry(ws).resolve("world_job_recommendations", "champion").version == "1"
+    assert resolve(ws, "world_job_recommendations").version == "1"
+
+
+def test_publish_deploy_and_rollback_commands(demo):
+    home, out = demo
+    runs = json.loads(run("models", "world_job_recommendations", "--json", home=home).stdout)
+    assert "1" in json.dumps(runs)
+    deployed = json.loads(run("deploy", "world_job_recommendations", "--version", "1", "--alias", "challenger",
+                              "--json", home=home).stdout)
+    assert deployed["version"] == "1" and deployed["alias"] == "challenger"
+    status = json.loads(run("deployments", "world_job_recommendations", "--json", home=home).stdout)
+    assert {"champion", "challenger"} <= set(json.dumps(status).split('"'))
+    failed = run("rollback", "world_job_recommendations", "--alias", "challenger", home=home, check=False)
+    assert failed.returncode == 1 and "roll back" in failed.stderr.lower()
+
+
 def test_train_command_tunes_trains_and_reports_json(demo):
     home, _ = demo
     program = Path(__file__).resolve().parent.parent / "proml_lab" / "worlds" / "programs" / \

@@ -12,12 +12,14 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 PARAMETERS = {"01_world_tour": {"size": "tiny"}, "01_quickstart": {"size": "tiny"},
               "02_feature_marketplace": {"size": "tiny"}, "03_author_and_train": {"size": "tiny", "tune": 3},
-              "04_movielens_glmix": {"seed": 0}}
+              "04_movielens_glmix": {"seed": 0},
+              "05_publish_and_serve": {"size": "tiny", "seed": 0, "members": [1, 2, 3]}}
 LEAVES = {  # what a notebook must leave in the workspace
     "01_world_tour": "lake/world/world.json",
     "01_quickstart": "jobs",
     "02_feature_marketplace": "lake/features/member_activity",
     "03_author_and_train": "studies.db",
+    "05_publish_and_serve": "deployments/world_job_recommendations/aliases.json",
 }
 
 

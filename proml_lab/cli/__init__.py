@@ -11,8 +11,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from proml_lab.cli import deploy as deploy_cli
 from proml_lab.cli import features as features_cli
+from proml_lab.cli import publish as publish_cli
 from proml_lab.cli import quasar as quasar_cli
+from proml_lab.cli import serve as serve_cli
 from proml_lab.cli import training as training_cli
 from proml_lab.cli import worlds as worlds_cli
 from proml_lab.cli._common import HomeOption, console, err_console, progress, workspace
@@ -32,6 +35,12 @@ app.add_typer(training_cli.eval_app, name="eval")
 new_app = typer.Typer(help="Start new work from a template.", no_args_is_help=True)
 app.add_typer(new_app, name="new")
 app.command("train")(training_cli.train)
+app.command("publish")(publish_cli.publish)
+app.command("models")(publish_cli.models)
+app.command("serve")(serve_cli.serve)
+app.command("deploy")(deploy_cli.deploy)
+app.command("rollback")(deploy_cli.rollback)
+app.command("deployments")(deploy_cli.deployments)
 worlds_app = worlds_cli.app
 
 WORLD_FEATURES = Path(__file__).resolve().parent.parent / "worlds" / "feature_definitions"
@@ -102,10 +111,13 @@ def demo(
     )
 
     console.rule("[bold]4. Training: GLMix by coordinate descent, compared with a global-only baseline")
-    _demo_training(ws, ir)
+    trained = _demo_training(ws, ir)
+
+    console.rule("[bold]5. Publish, deploy and serve: the trained model ranks jobs in real time")
+    _demo_serving(ws, trained)
 
 
-def _demo_training(ws: Any, ir: Any) -> None:
+def _demo_training(ws: Any, ir: Any) -> Any:
     """Train the world's program and its global-only variant on the same rows; both runs go to MLflow."""
     from proml_lab.training.data import training_frame
     from proml_lab.training.compare import compare
@@ -134,6 +146,40 @@ def _demo_training(ws: Any, ir: Any) -> None:
         console.print(f"per-entity coefficient tables: {sizes}", highlight=False)
     console.print(f"MLflow runs {base.run_id} (baseline) and {new.run_id} (new) in {ws.mlflow_tracking_uri}",
                   highlight=False, soft_wrap=True)
+    return new
+
+
+def _demo_serving(ws: Any, trained: Any, members: tuple[int, ...] = (1, 2, 3)) -> None:
+    """Publish the trained model as champion, deploy it, start the service and rank jobs over HTTP."""
+    import httpx
+
+    from proml_lab.deploy.deployer import Deployer
+    from proml_lab.deploy.registry import ModelRegistry
+    from proml_lab.serving import BackgroundService
+
+    name = trained.name
+    version = ModelRegistry(ws).publish(trained, alias="champion").version
+    deployment = Deployer(ws).deploy(name, version=version, alias="champion")
+    console.print(f"published {name} version {version} (alias champion) to the MLflow registry; deployed it: "
+                  f"member coefficients to the online store, jobs + per-job coefficients to forward-index "
+                  f"generation {deployment.generation}", highlight=False, soft_wrap=True)
+    with BackgroundService(ws) as service, httpx.Client(base_url=service.url, timeout=30) as http:
+        console.print(f"ranking service on {service.url} (proml serve)", highlight=False)
+        for member in members:
+            body = http.post("/v1/rank", json={"model": name, "member_id": member, "k": 5, "explain": True})
+            body.raise_for_status()
+            answer = body.json()
+            table = Table(title=f"member {member}: top 5 jobs (version {answer['version']}, "
+                                f"{answer['candidates']} candidates, {answer['took_ms']:.1f} ms)",
+                          title_justify="left")
+            for col in ("rank", "job", "score", "title family", "region", "seniority"):
+                table.add_column(col, justify="left" if col in ("title family", "region") else "right")
+            for item in answer["items"]:
+                e = item["explain"]
+                table.add_row(str(item["position"]), str(item["document_id"]), f"{item['score']:.3f}",
+                              str(e.get("job_titleFamily")), str(e.get("job_region")),
+                              f"{e.get('job_seniority', float('nan')):.0f}")
+            console.print(table)
 
 
 @new_app.command("model")
@@ -142,30 +188,28 @@ def new_model(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing model of that name.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Create <workspace>/models/NAME/ with a Quasar program and a notebook to develop and train it."""
+    """Create <workspace>/models/NAME/ with a Quasar program, a notebook to develop and train it, and a
+    Voila dashboard of its runs."""
     from proml_lab.templates import new_model as create
 
     made = create(workspace(home), name, overwrite=force)
-    console.print(f"created {made.program} and {made.notebook}", highlight=False, soft_wrap=True)
-    console.print(f"next: proml quasar check {made.program}  |  proml train {made.program}  |  proml lab",
-                  highlight=False, soft_wrap=True)
-
-
-DASHBOARDS = Path(__file__).resolve().parent.parent.parent / "notebooks" / "dashboards"
+    console.print(f"created {made.program}, {made.notebook} and {made.dashboard}", highlight=False, soft_wrap=True)
+    console.print(f"next: proml quasar check {made.program}  |  proml train {made.program}  |  proml lab  |  "
+                  f"proml dashboard {name}", highlight=False, soft_wrap=True)
 
 
 @app.command()
 def dashboard(
-    name: Annotated[str, typer.Argument(help="A dashboard in notebooks/dashboards (e.g. model_comparison).")],
+    name: Annotated[str, typer.Argument(help="A shipped dashboard (e.g. model_comparison) or a model made by "
+                                             "`proml new model`.")],
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8866,
     home: HomeOption = None,
 ) -> None:
     """Serve a dashboard notebook with Voila (its code hidden, its widgets live) on the workspace."""
-    path = DASHBOARDS / f"{name}.ipynb"
-    if not path.is_file():
-        known = sorted(p.stem for p in DASHBOARDS.glob("*.ipynb"))
-        raise ProMLError(f"no dashboard {name!r}; available: {', '.join(known) or 'none'}")
+    from proml_lab.templates import find_dashboard
+
     ws = workspace(home)
+    path = find_dashboard(name, ws)
     env = {**os.environ, "PROML_HOME": str(ws.root)}
     os.execvpe(sys.executable, [sys.executable, "-m", "voila", str(path), f"--port={port}", "--no-browser",
                                 "--Voila.ip=127.0.0.1"], env)

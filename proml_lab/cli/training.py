@@ -31,8 +31,16 @@ def train(
         result = train_program(ws, program.read_text(encoding="utf-8"), filename=str(program), source_table=data,
                                label=label, validation_fraction=validation_fraction, tune_trials=tune,
                                callback=report)
+    from proml_lab.deploy.bundle import log_bundle
+    from proml_lab.errors import BundleError
+
+    try:  # so the run can be published: proml publish RUN_ID
+        bundle_uri: str | None = log_bundle(ws, result.model)
+    except BundleError as exc:  # a model that cannot be bundled still has its metrics and run
+        err_console.print(f"model bundle not logged: {exc}", highlight=False, soft_wrap=True)
+        bundle_uri = None
     if as_json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "bundle": bundle_uri})
         return
     table = Table(title=f"{result.model.name or program.name}: validation", title_justify="left")
     table.add_column("metric")
@@ -42,6 +50,9 @@ def train(
     console.print(table)
     console.print(f"train rows {result.train_rows:,}, validation rows {result.validation_rows:,}; "
                   f"{result.seconds:.1f} s; MLflow run {result.model.run_id}", highlight=False, soft_wrap=True)
+    if bundle_uri is not None:
+        console.print(f"model bundle logged to run {result.model.run_id}; publish it with: proml publish "
+                      f"{result.model.run_id} --alias champion", highlight=False, soft_wrap=True)
     if result.tuning is not None:
         console.print(f"tuned with {len(result.tuning.trials)} trials: best {result.tuning.best_params}",
                       highlight=False, soft_wrap=True)

@@ -403,6 +403,39 @@ class Catalog:
             out["freshness"] = "fresh" if age <= rec.freshness_sla else "stale"
         return out
 
+    def online_availability(self, names: Sequence[str], *, now: dt.datetime | None = None
+                            ) -> dict[str, dict[str, Any]]:
+        """Per feature: can a model read it online? ``{name: {entity, type, serves_online, available,
+        freshness, materialized_at}}`` in the order of *names*.
+
+        An anchored feature is ``available`` once it serves online and its anchor was materialized to
+        the online store; a derived feature once it serves online and every input is available (it is
+        computed from them at read time), and it is ``"stale"`` when an input is.
+        """
+        now = now or dt.datetime.now(dt.timezone.utc)
+        out: dict[str, dict[str, Any]] = {}
+
+        def status(name: str) -> dict[str, Any]:
+            if name not in out:
+                rec = self.feature(name)
+                online = self._online_status(rec, now)
+                entry = {"entity": rec.entity, "type": rec.type, "serves_online": rec.online,
+                         "freshness": online["freshness"], "materialized_at": online["materialized_at"]}
+                if rec.kind == "derived":
+                    out[name] = entry  # guards against a (rejected at apply) cycle
+                    inputs = [status(i) for i in (rec.definition or {}).get("inputs", [])]
+                    entry["available"] = rec.online and all(i["available"] for i in inputs)
+                    if any(i["freshness"] == "stale" for i in inputs):
+                        entry["freshness"] = "stale"
+                else:
+                    entry["available"] = rec.online and online["materialized_at"] is not None
+                out[name] = entry
+            return out[name]
+
+        for name in names:
+            status(name)
+        return {n: out[n] for n in names}
+
     # -- lineage -----------------------------------------------------------------------------------
     def record_lineage(self, model: str, version: str, features: Sequence[str]) -> None:
         """Record that ``model`` version ``version`` uses ``features`` (replacing what was recorded)."""

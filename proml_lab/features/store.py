@@ -198,27 +198,16 @@ class FeatureStore:
         values written under the old one.
         """
         import pyarrow.compute as pc
-        import pyarrow.dataset as ds
 
         from proml_lab.features.online.codec import FieldSpec, GroupSchema
 
         written: dict[str, int] = {}
-        moment = as_of or dt.datetime.now(dt.timezone.utc)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = _moment(as_of)
         self._readers.clear()
         todo = [a for a in self._anchors(anchors) if a.online]
         for i, anchor in enumerate(todo):
             entity = self.catalog.entity(anchor.entity)
-            path = self.workspace.lake / "features" / anchor.name
-            if not path.exists():
-                raise FeatureError(
-                    f"Anchor {anchor.name!r} has not been materialized offline yet; run "
-                    "`proml features materialize` (or FeatureStore.materialize) first."
-                )
-            table = ds.dataset(path, format="parquet", partitioning="hive").to_table()
-            table = table.filter(pc.field("event_ts") <= pa.scalar(moment, pa.timestamp("us", tz="UTC")))
-            latest = _latest_per_key(table, entity.join_key)
+            latest = self._latest_rows(anchor, entity.join_key, moment)
             schema = GroupSchema(tuple(
                 FieldSpec(f.name, getattr(f, "type", "numeric"), getattr(f, "dimension", None))
                 for f in anchor.all_features
@@ -240,6 +229,58 @@ class FeatureStore:
             if progress:
                 progress("materialize online", i + 1, len(todo))
         return written
+
+    def _latest_rows(self, anchor: Anchor, join_key: str, moment: dt.datetime) -> pa.Table:
+        """The row in force at ``moment`` for every key of an anchor's offline feature table."""
+        import pyarrow.dataset as ds
+
+        path = self.workspace.lake / "features" / anchor.name
+        if not path.exists():
+            raise FeatureError(
+                f"Anchor {anchor.name!r} has not been materialized offline yet; run "
+                "`proml features materialize` (or FeatureStore.materialize) first."
+            )
+        table = ds.dataset(path, format="parquet", partitioning="hive").to_table()
+        table = table.filter(ds.field("event_ts") <= pa.scalar(moment, pa.timestamp("us", tz="UTC")))
+        return _latest_per_key(table, join_key)
+
+    def latest_values(self, entity: str, features: Sequence[str], *,
+                      as_of: dt.datetime | None = None) -> pa.Table:
+        """The value in force at ``as_of`` (default: now) of ``features`` for every key of ``entity``.
+
+        Read from the offline feature tables with the same rule as :meth:`materialize_online`; derived
+        features are computed by the same function as online. Returns the entity's key column (sorted)
+        then one column per feature; a key missing from one anchor has nulls for its features.
+        """
+        from proml_lab.features.derived import compute_derived
+
+        records = self.catalog.resolve(list(features))
+        wrong = [r.name for r in records if r.entity != entity]
+        if wrong:
+            raise FeatureError(f"Features {', '.join(wrong)} do not belong to entity {entity!r}.")
+        derived = {r.name: self.catalog.derived(r.name) for r in records if r.kind == "derived"}
+        stored = [r for r in records if r.kind != "derived"]
+        inputs = [n for d in derived.values() for n in d.inputs if n not in {r.name for r in stored}]
+        stored += self.catalog.resolve(list(dict.fromkeys(inputs))) if inputs else []
+        by_anchor: dict[str, list[str]] = {}
+        for r in stored:
+            by_anchor.setdefault(str(r.anchor), []).append(r.name)
+        key, moment = self.catalog.entity(entity).join_key, _moment(as_of)
+        parts = [self._latest_rows(self.catalog.anchor(a), key, moment).select([key, *names])
+                 for a, names in by_anchor.items()]
+        key_parts = [p[key].to_numpy(zero_copy_only=False) for p in parts]
+        all_keys = np.unique(np.concatenate(key_parts)) if key_parts else np.empty(0, dtype=np.int64)
+        columns: dict[str, Any] = {}
+        for part in parts:  # align every anchor on the union of keys (null where an anchor lacks a key)
+            part_keys = part[key].to_numpy(zero_copy_only=False)
+            at = np.minimum(np.searchsorted(part_keys, all_keys), max(len(part_keys) - 1, 0))
+            missing = part_keys[at] != all_keys if len(part_keys) else np.ones(len(all_keys), dtype=bool)
+            taken = part.take(pa.array(at, mask=missing))
+            columns.update({name: taken[name] for name in part.column_names if name != key})
+        for name, d in derived.items():
+            values = compute_derived(d.function, {n: _numeric(columns[n]) for n in d.inputs}, d.params)
+            columns[name] = _arrow(values)
+        return pa.table({key: pa.array(all_keys), **{name: columns[name] for name in features}})
 
     def get_online_features(self, entity: str, keys: Any, features: Sequence[str]) -> pa.Table:
         """Feature values for ``keys`` (request order; missing keys give nulls) as an Arrow table.
@@ -320,6 +361,11 @@ def _latest_per_key(table: pa.Table, key: str) -> pa.Table:
     last = np.ones(len(keys), dtype=bool)
     last[:-1] = keys[1:] != keys[:-1]
     return order.filter(pa.array(last))
+
+
+def _moment(as_of: dt.datetime | None) -> dt.datetime:
+    moment = as_of or dt.datetime.now(dt.timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def _numeric(column: Any) -> np.ndarray:

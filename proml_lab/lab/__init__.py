@@ -18,6 +18,9 @@ Magics (``%magic?`` shows each one's options):
 ``%job ID [--kill]``                          re-attach to a job (progress, then its result)
 ``%jobs``                                     every job of the workspace
 ``%compare A B``                              Metric | Baseline | NewModel | Lift, and the lift plot
+``%publish MODEL_OR_RUN [--name N] [--alias A]``  register a version in the MLflow Model Registry
+``%deploy NAME [--version V] [--alias A] [--rollback]``  deploy a version (or roll an alias back)
+``%rank NAME MEMBER_ID [-k K] [--explain]``   rank with the deployed model, in-process
 ============================================  =====================================================
 
 Nothing here is imported by ``import proml_lab``; IPython is imported when the extension loads.

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ComparisonView", "FeatureView", "TextProgress", "WidgetProgress", "feature_html", "figure_png",
-    "job_result_html", "metrics_text", "online_availability", "program_features", "stats_history_figure",
+    "job_result_html", "metrics_text", "program_features", "stats_history_figure",
 ]
 
 
@@ -61,36 +61,6 @@ def _img(png: bytes | None, alt: str) -> str:
 # -- programs ---------------------------------------------------------------------------------------
 
 
-def online_availability(catalog: Any, names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per feature: ``available`` (its values are in the online store), ``freshness``, ``materialized_at``.
-
-    An anchored feature is available once its anchor was materialized online; a derived feature when
-    it is marked online and every input is available (it is computed from them at read time).
-    """
-    out: dict[str, dict[str, Any]] = {}
-
-    def status(name: str) -> dict[str, Any]:
-        if name not in out:
-            info = catalog.describe(name)
-            online, rec = info["online"], info["feature"]
-            entry = {"entity": rec["entity"], "type": rec["type"], "serves_online": bool(rec["online"]),
-                     "freshness": online.get("freshness", "unknown"),
-                     "materialized_at": online.get("materialized_at")}
-            if rec["kind"] == "derived":
-                out[name] = entry  # guards against a (rejected at apply) cycle
-                inputs = [status(i) for i in (info["definition"] or {}).get("inputs", [])]
-                entry["available"] = bool(rec["online"]) and all(i["available"] for i in inputs)
-                entry["freshness"] = "stale" if any(i["freshness"] == "stale" for i in inputs) else entry["freshness"]
-            else:
-                entry["available"] = bool(rec["online"]) and online.get("materialized_at") is not None
-            out[name] = entry
-        return out[name]
-
-    for name in names:
-        status(name)
-    return {n: out[n] for n in names}
-
-
 def program_features(ir: Any, catalog: Any) -> pd.DataFrame:
     """One row per marketplace feature *ir* reads: scope, entity, type and online availability."""
     import pandas as pd
@@ -98,7 +68,7 @@ def program_features(ir: Any, catalog: Any) -> pd.DataFrame:
     from proml_lab.quasar import ir as irm
 
     inputs = [n for n in ir.nodes if isinstance(n, irm.Input)]
-    online = online_availability(catalog, [n.feature for n in inputs])
+    online = catalog.online_availability([n.feature for n in inputs])
     rows = [{"Feature": n.feature, "Scope": n.scope, "Entity": online[n.feature]["entity"],
              "Type": online[n.feature]["type"], "Online": "yes" if online[n.feature]["available"] else "no",
              "Freshness": online[n.feature]["freshness"],

@@ -8,8 +8,12 @@ Thin adapters (STYLE habit 13): each verb parses its query, calls one core funct
 - ``GET proml/models``: tracked MLflow runs with their metrics
 - ``GET proml/models/compare?a=<run>&b=<run>``: Metric | a | b | Lift of two runs
 - ``GET proml/templates``: the new-model templates (name, kind, description, text)
+- ``GET proml/registry``: the registered models (MLflow Model Registry), each with its versions newest first
+- ``POST proml/registry/publish`` ``{"run_id", "name"?, "alias"?}``: publish a run's bundle; 201 + the version
+- ``POST proml/registry/alias`` ``{"name", "alias", "version"}``: point an alias at a version; the version
 
-Every verb needs an authenticated user; no workspace answers 503 with a JSON message.
+Every verb needs an authenticated user; no workspace answers 503 with a JSON message; a core error
+(:class:`ProMLError`) answers 400 with its message as JSON (404 when it is a failed lookup, a ``KeyError``).
 """
 
 from __future__ import annotations
@@ -147,6 +151,75 @@ class TemplatesHandler(_ProMLHandler):
         ]})
 
 
+def _registry(workspace: Any) -> Any:
+    from proml_lab.deploy.registry import ModelRegistry
+
+    return ModelRegistry(workspace)
+
+
+def _status(exc: ProMLError) -> int:
+    """404 for an unknown name (the errors that are also ``KeyError``s), else 400."""
+    return 404 if isinstance(exc, KeyError) else 400
+
+
+class _JSONPostHandler(_ProMLHandler):
+    """A POST taking a JSON object; the listed fields are required strings, the others optional ones."""
+
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+    def fields(self) -> dict[str, str | None]:
+        """The body's fields (``None`` when absent or empty); a missing required one is a 400."""
+        body = self.get_json_body() or {}
+        if not isinstance(body, dict):
+            raise tornado.web.HTTPError(400, "the body must be a JSON object")
+        names = self.required + self.optional
+        values = {k: (None if body.get(k) in (None, "") else str(body[k])) for k in names}
+        missing = [k for k in self.required if values[k] is None]
+        if missing:
+            raise tornado.web.HTTPError(400, f"missing field(s): {', '.join(missing)}")
+        return values
+
+
+class RegistryHandler(_ProMLHandler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        try:
+            models = _registry(self.workspace).models()
+        except ProMLError as exc:
+            return self.fail(_status(exc), str(exc))
+        self.reply({"models": models})
+
+
+class PublishHandler(_JSONPostHandler):
+    required = ("run_id",)
+    optional = ("name", "alias", "description")
+
+    @tornado.web.authenticated
+    def post(self) -> None:
+        f = self.fields()
+        try:
+            version = _registry(self.workspace).publish(f["run_id"], name=f["name"], alias=f["alias"],
+                                                        description=f["description"])
+        except ProMLError as exc:
+            return self.fail(_status(exc), str(exc))
+        self.set_status(201)
+        self.reply(version.to_dict())
+
+
+class AliasHandler(_JSONPostHandler):
+    required = ("name", "alias", "version")
+
+    @tornado.web.authenticated
+    def post(self) -> None:
+        f = self.fields()
+        try:
+            version = _registry(self.workspace).set_alias(f["name"], f["alias"], f["version"])
+        except ProMLError as exc:
+            return self.fail(_status(exc), str(exc))
+        self.reply(version.to_dict())
+
+
 def setup_handlers(web_app: Any, workspace: Any) -> list[str]:
     """Add the handlers to ``web_app`` under its ``base_url``; ``workspace`` is a callable returning one.
 
@@ -159,6 +232,9 @@ def setup_handlers(web_app: Any, workspace: Any) -> list[str]:
         (url_path_join(base, "models"), ModelsHandler),
         (url_path_join(base, "models", "compare"), CompareHandler),
         (url_path_join(base, "templates"), TemplatesHandler),
+        (url_path_join(base, "registry"), RegistryHandler),
+        (url_path_join(base, "registry", "publish"), PublishHandler),
+        (url_path_join(base, "registry", "alias"), AliasHandler),
     ]
     web_app.add_handlers(".*$", [(pattern, handler, {"workspace": workspace}) for pattern, handler in routes])
     return [pattern for pattern, _ in routes]

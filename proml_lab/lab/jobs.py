@@ -365,6 +365,12 @@ def run(path: str | Path) -> int:
                                    source_table=spec.get("source_table"), label=spec.get("label"),
                                    tune_trials=int(spec.get("tune_trials") or 0),
                                    run_name=spec.get("name"), callback=emit)
+            from proml_lab.deploy.bundle import log_bundle
+
+            try:  # the run holds the model bundle: %publish / proml publish RUN_ID
+                log_bundle(ws, result.model)
+            except ProMLError as exc:  # a model that cannot be bundled still has its metrics and run
+                print(f"model bundle not logged: {exc}", file=sys.stderr)
             _save_model(path, result.model)
             write_json_atomic(path / "result.json", result.to_dict())
             _write_status(path, state="succeeded", finished_at=_now())

@@ -1,5 +1,6 @@
 """The ProML Lab magics: author (``%%quasar``), discover (``%features``, ``%feature``), train (``%train``,
-``%job``, ``%jobs``) and compare (``%compare``) from a notebook.
+``%job``, ``%jobs``), compare (``%compare``), publish, deploy and rank (``%publish``, ``%deploy``,
+``%rank``) from a notebook.
 
 Thin adapters (STYLE habit 13): each magic parses its line, calls one core function and renders the
 result. Errors are *raised* (papermill runs fail), but shown as the core's message without a Python
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from proml_lab.quasar.ir import IR
     from proml_lab.workspace import Workspace
 
-__all__ = ["ProMLMagicError", "ProMLMagics", "QuasarModel"]
+__all__ = ["DeploymentView", "ProMLMagicError", "ProMLMagics", "QuasarModel"]
 
 ONLINE_FIX = "proml features materialize --online"
 
@@ -108,7 +109,8 @@ class QuasarModel:
 
 @magics_class
 class ProMLMagics(Magics):
-    """``%%quasar``, ``%features``, ``%feature``, ``%train``, ``%job``, ``%jobs`` and ``%compare``."""
+    """``%%quasar``, ``%features``, ``%feature``, ``%train``, ``%job``, ``%jobs``, ``%compare``, ``%publish``,
+    ``%deploy`` and ``%rank``."""
 
     workspace = Unicode("", help="Workspace directory; empty means PROML_HOME (else ./.proml).").tag(config=True)
     spark_master = Unicode(
@@ -407,6 +409,168 @@ class ProMLMagics(Magics):
         if not isinstance(metrics, Mapping):
             raise ProMLMagicError(f"{token!r} is a {type(value).__name__}, not a trained model or a job id")
         return metrics, token
+
+    # -- publishing --------------------------------------------------------------------------------
+    @line_magic
+    @magic_arguments()
+    @argument("model", help="MLflow run id, or a model trained by %%train (its variable), a TrainedModel or a "
+                            "job result in the namespace.")
+    @argument("--name", help="Registered model name (default: the program's MODEL name).")
+    @argument("--alias", help="Move this alias (e.g. champion) to the new version.")
+    @_user_errors
+    def publish(self, line: str) -> Any:
+        """Publish a trained model as a new version in the model registry.
+
+        Example: ``%publish ranker --alias champion``
+        """
+        from proml_lab.deploy.registry import ModelRegistry
+
+        args = parse_argstring(self.publish, line)
+        return ModelRegistry(self._workspace()).publish(self._publishable(args.model), name=args.name,
+                                                        alias=args.alias)
+
+    def _publishable(self, token: str) -> Any:
+        """A namespace model (trained ``QuasarModel``, job or train result, TrainedModel, Bundle) or a run id."""
+        value = self.shell.user_ns.get(token)
+        if value is None:
+            return token
+        if isinstance(value, QuasarModel):
+            if value.result is None and value.job_id is None:
+                raise ProMLMagicError(f"{token!r} has not been trained yet; run %train {token}")
+            value = value.result or jobs_mod.open_job(self._workspace(), value.job_id).result()
+        if isinstance(value, jobs_mod.JobResult):
+            if not value.run_id:
+                raise ProMLMagicError(f"job {value.job_id} has no MLflow run to publish")
+            return value.run_id
+        model = getattr(value, "model", None)  # a TrainResult
+        if model is not None and hasattr(model, "state"):
+            return model
+        if hasattr(value, "state") and hasattr(value, "ir"):  # a TrainedModel or a Bundle
+            return value
+        if isinstance(value, str):
+            return value
+        raise ProMLMagicError(f"{token!r} is a {type(value).__name__}, not a trained model or a run id")
+
+    # -- deploying and ranking ---------------------------------------------------------------------
+    @line_magic
+    @magic_arguments()
+    @argument("name", help="Registered model name.")
+    @argument("--version", help="The published version to deploy (default: the newest).")
+    @argument("--from-alias", help="Deploy the version this registry alias names (e.g. challenger).")
+    @argument("--alias", default="champion", help="The serving alias to move (default: champion).")
+    @argument("--rollback", action="store_true",
+              help="Point the alias back at the version it served before the last deployment.")
+    @_user_errors
+    def deploy(self, line: str) -> DeploymentView:
+        """Deploy a published version (online coefficients, forward index, atomic switch), or roll back.
+
+        Example: ``%deploy world_job_recommendations --version 2``; ``%deploy NAME --rollback``
+        """
+        from proml_lab.deploy.deployer import Deployer
+
+        args = parse_argstring(self.deploy, line)
+        deployer = Deployer(self._workspace())
+        if args.rollback:
+            if args.version is not None or args.from_alias is not None:
+                raise ProMLMagicError("%deploy --rollback goes back to the alias's previous version; "
+                                      "it takes no --version or --from-alias.")
+            done, action = deployer.rollback(args.name, alias=args.alias), "rolled back"
+        else:
+            progress = _DeployProgress(args.name, plain=self._use_widgets() is None)
+            try:
+                done = deployer.deploy(args.name, args.version, from_alias=args.from_alias, alias=args.alias,
+                                       progress=progress)
+            finally:
+                progress.close()
+            action = "deployed"
+        return DeploymentView(done, deployer.status(args.name), action)
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", help="Deployed model name.")
+    @argument("member_id", help="The member to rank documents for.")
+    @argument("-k", type=int, default=10, help="How many documents (default 10).")
+    @argument("--alias", default="champion", help="Serve from this alias (default: champion).")
+    @argument("--explain", action="store_true", help="Add every program node's value per document.")
+    @_user_errors
+    def rank(self, line: str) -> pd.DataFrame:
+        """Rank documents for a member in this kernel with the deployed model, as ``POST /v1/rank`` does.
+
+        Example: ``%rank world_job_recommendations 7 -k 5 --explain``
+        """
+        from proml_lab.serving.local import rank_once
+
+        args = parse_argstring(self.rank, line)
+        if args.k < 1:
+            raise ProMLMagicError(f"%rank -k must be at least 1. Got {args.k} instead.")
+        member = int(args.member_id) if args.member_id.lstrip("-").isdigit() else args.member_id
+        ranked = rank_once(self._workspace(), args.name, member, k=args.k, alias=args.alias,
+                           explain=args.explain)
+        info = ranked.attrs
+        print(f"{info['model']} version {info['version']} ({info['alias']}) for member {member}"
+              f"{'' if info['member_known'] else ' (unknown member: global model only)'}: "
+              f"top {len(ranked)} of {info['candidates']} documents")
+        return ranked
+
+
+class DeploymentView:
+    """What ``%deploy`` shows: the deployment an alias now points at, its documents and earlier versions."""
+
+    def __init__(self, deployment: Any, status: Mapping[str, Any], action: str = "deployed") -> None:
+        self.deployment = deployment
+        self.action = action
+        entry = status.get("aliases", {}).get(deployment.alias, {})
+        self.documents: int | None = entry.get("rows")
+        self.previous = [str(e["version"]) for e in status.get("history", {}).get(deployment.alias, [])]
+
+    def __getattr__(self, name: str) -> Any:  # version, alias, generation, deployed_at ... of the Deployment
+        if name.startswith("_") or name == "deployment":
+            raise AttributeError(name)
+        return getattr(self.deployment, name)
+
+    def _rows(self) -> list[tuple[str, str]]:
+        d = self.deployment
+        return [("Model", d.name), ("Alias", d.alias), ("Version", d.version), ("Generation", d.generation),
+                ("Documents", "unknown" if self.documents is None else f"{self.documents:,}"),
+                ("Deployed at", d.deployed_at),
+                ("Earlier versions (rollback)", ", ".join(self.previous) or "none")]
+
+    def _repr_html_(self) -> str:
+        import html
+
+        d = self.deployment
+        rows = "".join(f"<tr><th style='text-align:left'>{k}</th>"
+                       f"<td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in self._rows())
+        return (f"<div class='proml-deployment'><p>{self.action.capitalize()} <b>{html.escape(d.name)}</b>: "
+                f"alias <b>{html.escape(d.alias)}</b> serves version <b>{html.escape(d.version)}</b>.</p>"
+                f"<table>{rows}</table></div>")
+
+    def __repr__(self) -> str:
+        d = self.deployment
+        return (f"{self.action} {d.name}: {d.alias!r} serves version {d.version} "
+                f"(generation {d.generation}, {self._rows()[4][1]} documents, deployed at {d.deployed_at}; "
+                f"earlier: {', '.join(self.previous) or 'none'})")
+
+
+class _DeployProgress:
+    """A tqdm bar over the deployer's named steps (text when *plain*, so saved notebooks hold no widgets)."""
+
+    def __init__(self, name: str, *, plain: bool) -> None:
+        from proml_lab.deploy.deployer import CHECKPOINTS
+
+        if plain:
+            from tqdm import tqdm
+        else:
+            from tqdm.auto import tqdm
+        self.bar = tqdm(total=len(CHECKPOINTS), desc=f"deploy {name}", unit="step", leave=True)
+
+    def __call__(self, step: str, i: int, total: int) -> None:
+        self.bar.total = total
+        self.bar.update(max(0, i - self.bar.n))
+        self.bar.set_postfix_str(step, refresh=True)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def feature_matcher(magics: ProMLMagics) -> Callable[..., Any]:

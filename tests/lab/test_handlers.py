@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -163,6 +164,110 @@ class TestWorkspaceFromEnvironment:
             await jp_fetch("proml", "models")
         assert err.value.code == 503
         assert "No ProML Lab workspace" in json.loads(err.value.response.body)["message"]
+
+
+@pytest.fixture(scope="module")
+def small_ws(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh workspace (no world): run ``tiny`` holds a tiny trained model's bundle, run ``bare`` none."""
+    from proml_lab.deploy.bundle import log_bundle
+    from proml_lab.training.tracking import Tracker
+    from proml_lab.workspace import Workspace
+    from tests.ui.world import train_tiny
+
+    ws = Workspace.init(tmp_path_factory.mktemp("registry") / "ws")
+    tracker = Tracker(ws)
+    with tracker.start_run("tiny") as run:
+        model = train_tiny(run=run)
+    assert model.run_id == run.run_id
+    log_bundle(ws, model)
+    with tracker.start_run("bare") as bare:
+        bare.log_metrics({"auc": 0.6})
+    return SimpleNamespace(root=ws.root, runs={"tiny": run.run_id, "bare": bare.run_id})
+
+
+class TestRegistry:
+    """``proml/registry``: the Model Registry listed, runs published, aliases moved; on a small workspace."""
+
+    @pytest.fixture
+    def jp_server_config(self, small_ws):
+        return {
+            "ServerApp": {"jpserver_extensions": {"proml_lab.lab.server": True}},
+            "ProMLServerExtension": {"workspace": str(small_ws.root)},
+        }
+
+    @staticmethod
+    async def _post(jp_fetch, what: str, body: dict, code: int = 200):
+        response = await jp_fetch("proml", "registry", what, method="POST", body=json.dumps(body))
+        assert response.code == code
+        return json.loads(response.body)
+
+    @staticmethod
+    async def _refused(jp_fetch, what: str, body: dict, code: int = 400) -> str:
+        with pytest.raises(HTTPClientError) as err:
+            await jp_fetch("proml", "registry", what, method="POST", body=json.dumps(body))
+        assert err.value.code == code
+        return json.loads(err.value.response.body)["message"]
+
+    async def test_publish_then_list(self, jp_fetch, small_ws):
+        run = small_ws.runs["tiny"]
+        first = await self._post(jp_fetch, "publish", {"run_id": run, "name": "jobs", "alias": "champion"},
+                                 201)
+        assert (first["name"], first["version"], first["run_id"]) == ("jobs", "1", run)
+        assert first["aliases"] == ["champion"]
+        assert set(first["metrics"]) == {"auc", "logloss"} and 0.5 < first["metrics"]["auc"] <= 1
+        assert first["features"] == ["m1", "x1"] and first["program"] == "tiny_ranker"
+        second = await self._post(jp_fetch, "publish", {"run_id": run, "name": "jobs"}, 201)
+        assert (second["version"], second["aliases"]) == ("2", [])
+
+        models = {m["name"]: m for m in (await _get(jp_fetch, "registry"))["models"]}
+        jobs = models["jobs"]
+        assert jobs["latest_version"] == "2" and jobs["aliases"] == {"champion": "1"}
+        assert [v["version"] for v in jobs["versions"]] == ["2", "1"]  # newest first
+        assert jobs["versions"][1]["aliases"] == ["champion"]
+        assert jobs["versions"][0]["metrics"] == first["metrics"]
+
+    async def test_publish_takes_the_programs_name_by_default(self, jp_fetch, small_ws):
+        version = await self._post(jp_fetch, "publish", {"run_id": small_ws.runs["tiny"], "name": ""}, 201)
+        assert version["name"] == "tiny_ranker"
+
+    async def test_alias_moves(self, jp_fetch, small_ws):
+        run = small_ws.runs["tiny"]
+        for _ in range(2):
+            await self._post(jp_fetch, "publish", {"run_id": run, "name": "aliased", "alias": "champion"},
+                             201)
+        moved = await self._post(jp_fetch, "alias", {"name": "aliased", "alias": "champion", "version": "1"})
+        assert (moved["version"], moved["aliases"]) == ("1", ["champion"])
+        models = {m["name"]: m for m in (await _get(jp_fetch, "registry"))["models"]}
+        assert models["aliased"]["aliases"] == {"champion": "1"}
+        assert [v["aliases"] for v in models["aliased"]["versions"]] == [[], ["champion"]]
+
+    async def test_errors_are_json_with_the_core_message(self, jp_fetch, small_ws):
+        bare = small_ws.runs["bare"]
+        message = await self._refused(jp_fetch, "publish", {"run_id": bare, "name": "nope"})
+        assert message.startswith(f"run {bare} has no model bundle (no 'bundle' artifact)")
+        assert "there is no MLflow run 'missing'" in await self._refused(
+            jp_fetch, "publish", {"run_id": "missing"})
+        assert "missing field(s): run_id" in await self._refused(jp_fetch, "publish", {"name": "x"})
+        assert "alias 'latest' is not allowed" in await self._refused(
+            jp_fetch, "publish", {"run_id": small_ws.runs["tiny"], "alias": "latest"})
+        assert "missing field(s): alias, version" in await self._refused(jp_fetch, "alias", {"name": "x"})
+        assert "no published model 'ghost'" in await self._refused(
+            jp_fetch, "alias", {"name": "ghost", "alias": "champion", "version": "1"})
+        names = [m["name"] for m in (await _get(jp_fetch, "registry"))["models"]]
+        assert "nope" not in names  # a refused publish registers nothing
+
+    async def test_unauthenticated_is_refused(self, jp_fetch, jp_http_port, small_ws):
+        body = json.dumps({"run_id": small_ws.runs["tiny"], "name": "intruder"})
+        with pytest.raises(HTTPClientError) as err:
+            await jp_fetch("proml", "registry", "publish", method="POST", body=body,
+                           headers={"Authorization": ""})
+        assert err.value.code in (401, 403)
+        client, base = AsyncHTTPClient(), f"http://localhost:{jp_http_port}/user/test/proml/registry"
+        for url, kwargs in ((base, {}), (f"{base}/publish", {"method": "POST", "body": body}),
+                            (f"{base}/alias", {"method": "POST", "body": "{}"})):
+            response = await client.fetch(url, raise_error=False, **kwargs)
+            assert response.code in (401, 403), url
+        assert "intruder" not in [m["name"] for m in (await _get(jp_fetch, "registry"))["models"]]
 
 
 def test_installing_the_package_enables_both_extensions():

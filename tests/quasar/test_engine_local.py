@@ -355,6 +355,19 @@ def test_glmix_fixed_per_member_and_per_document_coefficients():
         np.testing.assert_array_equal(got, lo + np.argsort(-ref[lo:hi], kind="stable"))
 
 
+def test_state_given_to_rank_replaces_a_nodes_state_for_that_call_only():
+    """The serving path: one member's coefficient row, read online, replaces the per-member table."""
+    batch = QueryBatch(member={"m_seniority": np.ones(1), "m_industry": np.array(["tech"], dtype=object)},
+                       documents={"d_remote": np.array([0.0, 1.0]), "d_age": np.array([1.0, 1.0])},
+                       query_index=np.zeros(2, int), member_ids=np.array(["a"]), document_ids=np.array(["x", "y"]))
+    base = {"fixed": {"coefficients": [0.0, 0.0]}, "per_member": {"ids": ["a"], "coefficients": [[1.0, 0.0]]}}
+    engine = LocalEngine(compile(GLMIX), state={"glmix": base})
+    online = {"glmix": {**base, "per_member": {"ids": np.array(["a"]), "coefficients": np.array([[-1.0, 0.0]])}}}
+    assert engine.rank(batch).document_rows.tolist() == [1, 0]
+    assert engine.rank(batch, state=online).document_rows.tolist() == [0, 1]
+    assert engine.rank(batch).document_rows.tolist() == [1, 0]  # the engine's own state is untouched
+
+
 def test_glmix_without_ids_says_which_ids_it_needs():
     batch = QueryBatch(member={"m_seniority": np.ones(1), "m_industry": np.array(["tech"], dtype=object)},
                        documents={"d_remote": np.ones(2), "d_age": np.ones(2)}, query_index=np.zeros(2, int))

@@ -150,3 +150,46 @@ def test_new_model_from_template_adds_a_quasar_cell(page, lab):
     assert "MODEL ranker_v2;" in added[0]["source"] and "{{name}}" not in added[0]["source"]
     page.wait_for_function(
         f"() => ({CELL_MIMES})().cells.some(c => c.source.includes('ranker_v2') && c.mime === 'text/x-quasar')")
+
+
+def test_models_panel_lists_registered_models_and_publishes_a_run(page, lab, artifacts):
+    _open(page, lab)
+    page.locator(".jp-SideBar.jp-mod-left li[data-id='proml-models']").click()
+    panel = page.locator("#proml-models")
+    model = panel.locator(".proml-registered[data-model='glmix']")
+    model.wait_for(state="visible")  # the world published run glmix as model glmix, version 1, champion
+    assert model.locator(".proml-version[data-version='1'] .proml-badge").all_inner_texts() == ["champion"]
+    assert "auc" in model.locator("th").all_inner_texts()
+    versions_before = model.locator(".proml-version").count()
+
+    panel.locator(".proml-publish").first.wait_for(state="visible")
+    assert panel.locator(".proml-publish").count() == 2  # one per run
+    panel.locator(".proml-runs tbody tr", has_text="glmix").locator(".proml-publish").click()
+    dialog = page.locator(".jp-Dialog")
+    name = dialog.locator(".proml-publish-name")
+    name.wait_for(state="visible")
+    assert name.input_value() == "glmix"  # default: the run's name
+    dialog.locator(".proml-publish-alias").fill("challenger")
+    dialog.locator(".jp-mod-accept").click()
+
+    new = str(int(model.locator(".proml-version").first.get_attribute("data-version")) + 1)
+    status = panel.locator(".proml-publish-status")
+    page.wait_for_function("() => document.querySelector('#proml-models .proml-publish-status')"
+                           ".textContent.startsWith('Published')")
+    assert status.inner_text() == f"Published glmix version {new} (challenger)"
+    row = model.locator(f".proml-version[data-version='{new}']")
+    row.wait_for(state="visible")
+    assert model.locator(".proml-version").count() == versions_before + 1
+    assert model.locator(".proml-version").first.get_attribute("data-version") == new  # newest first
+    assert row.locator(".proml-badge").all_inner_texts() == ["challenger"]
+    assert model.locator(".proml-version[data-version='1'] .proml-badge").all_inner_texts() == ["champion"]
+    page.screenshot(path=str(artifacts / "models-registry.png"))
+
+    # a run without a bundle: the server's message shows, nothing is registered
+    panel.locator(".proml-runs tbody tr", has_text="baseline").locator(".proml-publish").click()
+    dialog.locator(".proml-publish-name").wait_for(state="visible")
+    dialog.locator(".jp-mod-accept").click()
+    page.wait_for_function("() => document.querySelector('#proml-models .proml-publish-status')"
+                           ".textContent.startsWith('Error')")
+    assert "has no model bundle" in status.inner_text()
+    assert panel.locator(".proml-registered[data-model='baseline']").count() == 0

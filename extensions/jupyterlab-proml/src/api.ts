@@ -45,6 +45,31 @@ export interface IComparison {
   rows: string[][];
 }
 
+/** One registered version of a model (MLflow Model Registry). */
+export interface IModelVersion {
+  name: string;
+  version: string;
+  run_id: string | null;
+  source: string;
+  aliases: string[];
+  metrics: Record<string, number>;
+  features: string[];
+  data_fingerprint: string | null;
+  program: string | null;
+  description: string;
+  created_at: string | null;
+}
+
+/** `GET proml/registry`: a registered model with its versions, newest first. */
+export interface IRegisteredModel {
+  name: string;
+  description: string;
+  latest_version: string | null;
+  aliases: Record<string, string>;
+  created_at: string | null;
+  versions: IModelVersion[];
+}
+
 /** A new-model template. */
 export interface ITemplate {
   name: string;
@@ -53,15 +78,22 @@ export interface ITemplate {
   text: string;
 }
 
+/** How to send a request: GET by default; `body` is sent as JSON. */
+export interface IRequestOptions {
+  method?: 'GET' | 'POST';
+  body?: unknown;
+}
+
 /**
- * GET `<baseUrl>/proml/<path...>?<query>` and return its JSON.
+ * Call `<baseUrl>/proml/<path...>?<query>` (GET, or POST with a JSON body) and return its JSON.
  *
  * Path parts are URL-encoded; query values that are empty or undefined are left out. A non-2xx
  * answer throws a `ServerConnection.ResponseError` carrying the server's `message`.
  */
 export async function requestAPI<T>(
   path: string[],
-  query: Record<string, string | number | undefined> = {}
+  query: Record<string, string | number | undefined> = {},
+  options: IRequestOptions = {}
 ): Promise<T> {
   const settings = ServerConnection.makeSettings();
   const kept: Record<string, string> = {};
@@ -73,7 +105,15 @@ export async function requestAPI<T>(
   const url =
     URLExt.join(settings.baseUrl, 'proml', ...path.map(encodeURIComponent)) +
     (Object.keys(kept).length ? URLExt.objectToQueryString(kept) : '');
-  const response = await ServerConnection.makeRequest(url, {}, settings);
+  const init: RequestInit = {};
+  if (options.method && options.method !== 'GET') {
+    init.method = options.method;
+  }
+  if (options.body !== undefined) {
+    init.body = JSON.stringify(options.body);
+    init.headers = { 'Content-Type': 'application/json' };
+  }
+  const response = await ServerConnection.makeRequest(url, init, settings);
   const text = await response.text();
   let data: any = text;
   try {

@@ -1,11 +1,13 @@
 /**
- * The Models panel (left sidebar): tracked runs with their metrics; pick two to compare them.
+ * The Models panel (left sidebar): tracked runs with their metrics (pick two to compare them, or publish
+ * one), and the registered models with their versions, aliases and metrics.
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
-import { IComparison, IModelRun, requestAPI } from './api';
+import { IComparison, IModelRun, IModelVersion, IRegisteredModel, requestAPI } from './api';
 import { el, errorText } from './dom';
 
 const ICON_SVG =
@@ -15,6 +17,43 @@ export const modelsIcon = new LabIcon({ name: 'jupyterlab-proml:models', svgstr:
 
 function fmt(value: number | null): string {
   return value === null || value === undefined ? 'n/a' : value.toFixed(4);
+}
+
+/** What the Publish dialog asks for. */
+interface IPublishForm {
+  name: string;
+  alias: string;
+}
+
+/** The Publish dialog's body: a model name (default: the run's name) and an optional alias. */
+class PublishForm extends Widget implements Dialog.IBodyWidget<IPublishForm> {
+  constructor(defaultName: string) {
+    super();
+    this.addClass('proml-publish-form');
+    this.name = el('input', { class: 'jp-mod-styled proml-publish-name', type: 'text', value: defaultName });
+    this.alias = el('input', {
+      class: 'jp-mod-styled proml-publish-alias',
+      type: 'text',
+      placeholder: 'optional, e.g. champion'
+    });
+    this.node.append(el('label', {}, 'Model name', this.name), el('label', {}, 'Alias', this.alias));
+  }
+
+  getValue(): IPublishForm {
+    return { name: this.name.value.trim(), alias: this.alias.value.trim() };
+  }
+
+  readonly name: HTMLInputElement;
+  readonly alias: HTMLInputElement;
+}
+
+/** The metrics shown for registered versions: these first (when present), then the others, sorted. */
+const KEY_METRICS = ['auc', 'logloss', 'ndcg_at_10', 'ndcg@10'];
+
+function metricKeys(versions: IModelVersion[]): string[] {
+  const all = new Set(versions.flatMap(v => Object.keys(v.metrics)));
+  const first = KEY_METRICS.filter(k => all.has(k));
+  return first.concat(Array.from(all).filter(k => !first.includes(k)).sort());
 }
 
 export class ModelsPanel extends Widget {
@@ -29,18 +68,24 @@ export class ModelsPanel extends Widget {
     this.compareButton.disabled = true;
     this.runs = el('div', { class: 'proml-runs' });
     this.comparison = el('div', { class: 'proml-comparison' });
+    this.status = el('div', { class: 'proml-publish-status' });
+    this.registry = el('div', { class: 'proml-registry' });
     this.node.append(
       el('h3', {}, 'Models'),
       el('div', { class: 'proml-row' }, refresh, this.compareButton),
       this.runs,
-      this.comparison
+      this.comparison,
+      this.status,
+      el('h4', {}, 'Registered models'),
+      this.registry
     );
-    refresh.addEventListener('click', () => void this.refresh());
+    refresh.addEventListener('click', () => void Promise.all([this.refresh(), this.refreshRegistry()]));
     this.compareButton.addEventListener('click', () => void this.compare());
   }
 
   protected onAfterAttach(): void {
     void this.refresh();
+    void this.refreshRegistry();
   }
 
   /** Ids of the checked runs, in the order they were checked (first = baseline). */
@@ -60,17 +105,31 @@ export class ModelsPanel extends Widget {
         return;
       }
       const keys = Array.from(new Set(data.models.flatMap(m => Object.keys(m.metrics)))).sort();
-      const head = el('tr', {}, el('th', {}, ''), el('th', {}, 'Run'), el('th', {}, 'Status'));
+      const head = el('tr', {}, el('th', {}, ''), el('th', { class: 'proml-run-name' }, 'Run'), el('th', {}, 'Status'));
       keys.forEach(k => head.appendChild(el('th', {}, k)));
       const body = el('tbody');
       for (const run of data.models) {
         const box = el('input', { type: 'checkbox', 'data-run': run.id });
         box.addEventListener('change', () => this.pick(run.id, box.checked));
-        const row = el('tr', {}, el('td', {}, box), el('td', { title: run.id }, run.name ?? run.id), el('td', {}, run.status));
+        const publish = el(
+          'button',
+          { class: 'jp-mod-styled proml-publish', 'data-run': run.id, title: 'Publish this run on the Model Registry' },
+          'Publish'
+        );
+        publish.addEventListener('click', () => void this.publish(run));
+        const row = el(
+          'tr',
+          {},
+          el('td', {}, box),
+          el('td', { class: 'proml-run-name', title: run.id }, run.name ?? run.id, publish),
+          el('td', {}, run.status)
+        );
         keys.forEach(k => row.appendChild(el('td', {}, k in run.metrics ? fmt(run.metrics[k]) : '')));
         body.appendChild(row);
       }
-      this.runs.appendChild(el('table', { class: 'proml-table' }, el('thead', {}, head), body));
+      this.runs.appendChild(
+        el('div', { class: 'proml-scroll' }, el('table', { class: 'proml-table' }, el('thead', {}, head), body))
+      );
     } catch (error) {
       this.runs.textContent = errorText(error);
     }
@@ -98,13 +157,92 @@ export class ModelsPanel extends Widget {
         body.appendChild(row);
       });
       this.comparison.textContent = '';
-      this.comparison.appendChild(el('table', { class: 'proml-table' }, el('thead', {}, head), body));
+      this.comparison.appendChild(
+        el('div', { class: 'proml-scroll' }, el('table', { class: 'proml-table' }, el('thead', {}, head), body))
+      );
     } catch (error) {
       this.comparison.textContent = errorText(error);
     }
   }
 
+  /** Ask for a model name and an alias, publish the run's bundle, then show the registry again. */
+  async publish(run: IModelRun): Promise<void> {
+    const form = new PublishForm(run.name ?? '');
+    const result = await showDialog({
+      title: `Publish run ${run.name ?? run.id}`,
+      body: form,
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Publish' })],
+      focusNodeSelector: 'input'
+    });
+    if (!result.button.accept || !result.value) {
+      return;
+    }
+    const { name, alias } = result.value;
+    this.status.className = 'proml-publish-status';
+    this.status.textContent = `Publishing ${run.name ?? run.id}...`;
+    try {
+      const version = await requestAPI<IModelVersion>(
+        ['registry', 'publish'],
+        {},
+        { method: 'POST', body: { run_id: run.id, name: name || undefined, alias: alias || undefined } }
+      );
+      const aliases = version.aliases.length ? ` (${version.aliases.join(', ')})` : '';
+      const message = `Published ${version.name} version ${version.version}${aliases}`;
+      this.status.classList.add('proml-ok');
+      this.status.textContent = message;
+      Notification.success(message, { autoClose: 5000 });
+    } catch (error) {
+      this.status.classList.add('proml-error');
+      this.status.textContent = errorText(error);
+      Notification.error(errorText(error), { autoClose: 8000 });
+    }
+    await this.refreshRegistry();
+  }
+
+  /** The registered models, each with its versions (newest first): aliases as badges, key metrics. */
+  async refreshRegistry(): Promise<void> {
+    try {
+      const data = await requestAPI<{ models: IRegisteredModel[] }>(['registry']);
+      this.registry.textContent = '';
+      if (!data.models.length) {
+        this.registry.textContent = 'No registered models yet: publish a run.';
+        return;
+      }
+      for (const model of data.models) {
+        const keys = metricKeys(model.versions);
+        const head = el('tr', {}, el('th', {}, 'Version'), el('th', {}, 'Aliases'));
+        keys.forEach(k => head.appendChild(el('th', {}, k)));
+        head.appendChild(el('th', {}, 'Run'));
+        const body = el('tbody');
+        for (const v of model.versions) {
+          const badges = v.aliases.map(a => el('span', { class: 'proml-badge', 'data-alias': a }, a));
+          const row = el(
+            'tr',
+            { class: 'proml-version', 'data-version': v.version },
+            el('td', {}, v.version),
+            el('td', {}, ...badges)
+          );
+          keys.forEach(k => row.appendChild(el('td', {}, k in v.metrics ? fmt(v.metrics[k]) : '')));
+          row.appendChild(el('td', { title: v.run_id ?? '' }, (v.run_id ?? '').slice(0, 8)));
+          body.appendChild(row);
+        }
+        this.registry.appendChild(
+          el(
+            'div',
+            { class: 'proml-registered', 'data-model': model.name },
+            el('div', { class: 'proml-registered-name' }, model.name, ` (latest: ${model.latest_version ?? 'none'})`),
+            el('div', { class: 'proml-scroll' }, el('table', { class: 'proml-table' }, el('thead', {}, head), body))
+          )
+        );
+      }
+    } catch (error) {
+      this.registry.textContent = errorText(error);
+    }
+  }
+
   private picked: string[] = [];
+  readonly status: HTMLDivElement;
+  readonly registry: HTMLDivElement;
   readonly runs: HTMLDivElement;
   readonly comparison: HTMLDivElement;
   readonly compareButton: HTMLButtonElement;
@@ -112,7 +250,7 @@ export class ModelsPanel extends Widget {
 
 export const modelsPlugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyterlab-proml:models',
-  description: 'The Models panel: tracked runs and comparisons.',
+  description: 'The Models panel: tracked runs, comparisons, registered models and publishing.',
   autoStart: true,
   activate: (app: JupyterFrontEnd) => {
     app.shell.add(new ModelsPanel(), 'left', { rank: 601 });

@@ -201,9 +201,14 @@ class LocalEngine:
 
     # ---- ranking ----------------------------------------------------------------------------------------
 
-    def rank(self, batch: QueryBatch, *, explain: bool = False) -> RankResult:
-        """Rank every query of *batch*; see :class:`RankResult`."""
-        run = _Run(self, batch)
+    def rank(self, batch: QueryBatch, *, explain: bool = False,
+             state: Mapping[str, Any] | None = None) -> RankResult:
+        """Rank every query of *batch*; see :class:`RankResult`.
+
+        ``state`` replaces the engine's state of some trainable nodes for this call only (the serving
+        path passes the requesting member's coefficient rows read from the online store).
+        """
+        run = _Run(self, batch, state)
         out = run.evaluate()
         return run.result(out, explain=explain)
 
@@ -211,9 +216,11 @@ class LocalEngine:
 class _Run:
     """One evaluation of the engine's plan over one batch."""
 
-    def __init__(self, engine: LocalEngine, batch: QueryBatch) -> None:
+    def __init__(self, engine: LocalEngine, batch: QueryBatch,
+                 state: Mapping[str, Any] | None = None) -> None:
         self.engine = engine
         self.batch = batch
+        self.state = {**engine.state, **state} if state else engine.state
         qi = np.asarray(batch.query_index)
         if qi.ndim != 1:
             raise QuasarError(f"query_index must be one-dimensional; got shape {qi.shape}")
@@ -372,7 +379,7 @@ class _Run:
                 bound[arg.name] = raw
         state = None
         if isinstance(node, irm.Trainable):
-            state = self.engine.state.get(node.state_ref, self.engine.state.get(node.id))
+            state = self.state.get(node.state_ref, self.state.get(node.id))
         ids = self._ids(scope, phase) if op.needs_ids else None
         try:
             out = run_operator(op, bound, state=state, ids=ids, node_id=node.id)

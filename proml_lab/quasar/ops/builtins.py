@@ -378,6 +378,11 @@ _KEY_INDEX: dict[tuple[int, bool], tuple[Any, np.ndarray, np.ndarray]] = {}
 
 
 def _key_index(keys: Any, as_text: bool) -> tuple[np.ndarray, np.ndarray]:
+    if len(keys) <= 64:  # a request's own small table (one member's row): cheap, and caching would evict
+        arr = np.asarray(keys)  # the large tables that are worth keeping
+        arr = arr.astype(str) if as_text else arr
+        order = np.argsort(arr, kind="stable")
+        return arr[order], order
     cached = _KEY_INDEX.get((id(keys), as_text))
     if cached is not None and cached[0] is keys:
         return cached[1], cached[2]

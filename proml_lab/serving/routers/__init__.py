@@ -1,0 +1,1 @@
+"""One router per resource: ranking (rank, score), models, operations (health, metrics)."""
