@@ -53,3 +53,27 @@ def publish_dir(target: Path) -> Iterator[Path]:
     os.replace(staging, target)
     if retired is not None:
         shutil.rmtree(retired, ignore_errors=True)
+
+
+def write_parquet_atomic(table: Any, directory: Path, *, prefix: str = "part") -> Path:
+    """Write an Arrow table as a new uniquely named Parquet file in ``directory`` (temp file + rename).
+
+    Readers of the directory (a Parquet data set) never see a partial file: the hidden ``.tmp`` name is
+    skipped by pyarrow's dataset discovery until the rename publishes it.
+    """
+    import datetime as dt
+
+    import pyarrow.parquet as pq
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"{prefix}-{dt.datetime.now(dt.timezone.utc):%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
+    tmp = directory / f".{name}.tmp"
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, directory / name)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return directory / name

@@ -131,3 +131,16 @@ class DeploymentError(DeployError):
         super().__init__(message)
         self.model = model
         self.known = list(known or [])
+
+
+class ExperimentError(ProMLError):
+    """An A/B experiment cannot be defined, started, ramped or stopped as asked; names it and what exists."""
+
+    def __init__(self, message: str, *, experiment: str | None = None, known: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.experiment = experiment
+        self.known = list(known or [])
+
+
+class HealthError(ProMLError, ValueError):
+    """A health check, detector or alert-store call got input it cannot work with (the message says which)."""

@@ -52,6 +52,7 @@ class NewModel:
     program: Path
     notebook: Path
     dashboard: Path
+    retrain: Path | None = None  # the papermill retrain job ``proml retrain NAME`` runs
 
 
 def templates_dir() -> Path:
@@ -122,16 +123,18 @@ def render_template(name: str, model_name: str) -> str:
 
 
 def new_model(workspace: Workspace, name: str, *, overwrite: bool = False) -> NewModel:
-    """Create ``<workspace>/models/<name>/`` with the program, the notebook to develop it and its Voila
-    dashboard (``<name>_dashboard.ipynb``, served by ``proml dashboard <name>``).
+    """Create ``<workspace>/models/<name>/`` with the program, the notebook to develop it, its Voila
+    dashboard (``<name>_dashboard.ipynb``, served by ``proml dashboard <name>``) and its papermill retrain
+    job (``<name>_retrain.ipynb``, run by ``proml retrain <name>``).
 
     Existing files are never overwritten unless *overwrite*; the files appear whole or not at all.
     """
     _check_name(name)
     folder = workspace.root / "models" / name
     made = NewModel(name, folder, folder / f"{name}.quasar", folder / f"{name}.ipynb",
-                    folder / f"{name}_dashboard.ipynb")
-    files = ((made.program, "model"), (made.notebook, "new_model"), (made.dashboard, "dashboard"))
+                    folder / f"{name}_dashboard.ipynb", folder / f"{name}_retrain.ipynb")
+    files = ((made.program, "model"), (made.notebook, "new_model"), (made.dashboard, "dashboard"),
+             (made.retrain, "retrain"))
     if not overwrite and any(path.exists() for path, _ in files):
         raise ConfigurationError(f"model {name!r} already exists in {folder}; pick another name or pass "
                                  f"--force to overwrite it")

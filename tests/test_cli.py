@@ -181,13 +181,61 @@ def test_publish_deploy_and_rollback_commands(demo):
     home, out = demo
     runs = json.loads(run("models", "world_job_recommendations", "--json", home=home).stdout)
     assert "1" in json.dumps(runs)
-    deployed = json.loads(run("deploy", "world_job_recommendations", "--version", "1", "--alias", "challenger",
+    deployed = json.loads(run("deploy", "world_job_recommendations", "--version", "1", "--alias", "arm-b",
                               "--json", home=home).stdout)
-    assert deployed["version"] == "1" and deployed["alias"] == "challenger"
+    assert deployed["version"] == "1" and deployed["alias"] == "arm-b"
     status = json.loads(run("deployments", "world_job_recommendations", "--json", home=home).stdout)
-    assert {"champion", "challenger"} <= set(json.dumps(status).split('"'))
-    failed = run("rollback", "world_job_recommendations", "--alias", "challenger", home=home, check=False)
+    assert {"champion", "arm-b"} <= set(json.dumps(status).split('"'))
+    failed = run("rollback", "world_job_recommendations", "--alias", "arm-b", home=home, check=False)
     assert failed.returncode == 1 and "roll back" in failed.stderr.lower()
+
+
+def test_demo_runs_an_ab_test_of_a_challenger_and_prints_its_analysis(demo):
+    home, out = demo
+    assert "6. A/B test: the champion against a challenger" in out.stdout
+    assert "simulated" in out.stdout and "members in experiment demo_global_challenger" in out.stdout
+    header = _row(out.stdout, "metric")
+    assert header[:4] == ["metric", "arm", "members", "mean"]
+    assert _row(out.stdout, "ctr")[1] == "control" and "decision: " in out.stdout
+    assert "SRM ok: units control" in out.stdout
+    report = json.loads(run("experiment", "analyze", "demo_global_challenger", "--json", home=home).stdout)
+    assert report["units"] == 1000 and report["decision"] in ("ramp up", "hold", "roll back")
+    assert {a["name"]: a["alias"] for a in report["arms"]} == {"control": "champion", "treatment": "challenger"}
+    assert report["srm"]["flagged"] is False and report["experiment"]["status"] == "stopped"
+
+
+def test_demo_monitors_the_drift_alerts_and_retrains_a_challenger(demo):
+    from proml_lab.deploy.registry import ModelRegistry
+    from proml_lab.health.alerts import AnomalyStore
+    from proml_lab.health.retrain import retrain_history
+    from proml_lab.workspace import Workspace
+
+    home, out = demo
+    assert "7. Health: drift, an alert, automatic retraining, a new challenger" in out.stdout
+    stage = out.stdout.split("7. Health:", 1)[1]
+    assert "published as world_job_recommendations_health version 1 (alias champion) and deployed" in stage
+    assert "drawn with the drifted ground truth" in stage
+    assert _row(stage, "score") == ["score", "score", "psi", _row(stage, "score")[3], "alert"]
+    assert _row(stage, "calibration")[-1] == "alert"  # the stale model over-predicts the drifted clicks
+    assert "retrain — triggered: " in stage
+    assert "retrain via papermill (retrain.ipynb" in stage and ": published" in stage
+    compared = stage.split("retrain via papermill", 1)[1]
+    metric, champion, retrained, change = _row(compared, "auc")  # on the same post-drift validation rows
+    assert float(retrained) > float(champion) and change.startswith("+")
+
+    ws = Workspace.open(home)
+    registry = ModelRegistry(ws)
+    assert registry.resolve("world_job_recommendations_health", "champion").version == "1"
+    assert registry.resolve("world_job_recommendations_health", "challenger").version == "2"
+    assert registry.resolve("world_job_recommendations", "champion").version == "1"  # stages 5-6 untouched
+    history = retrain_history(ws, "world_job_recommendations_health")
+    assert len(history) == 1
+    attempt = history.iloc[0]
+    assert attempt["status"] == "published" and attempt["version"] == "2" and attempt["champion_version"] == "1"
+    assert attempt["improvement"] > 0 and attempt["reason"].startswith("triggered: ")
+    assert Path(attempt["output"]).is_file()  # the executed papermill notebook
+    subjects = set(AnomalyStore(ws).list_alerts(kind="drift")["subject"])
+    assert "world_job_recommendations_health.champion.score.psi" in subjects
 
 
 def test_train_command_tunes_trains_and_reports_json(demo):

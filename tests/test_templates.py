@@ -66,8 +66,10 @@ def test_new_model_makes_a_dashboard_that_proml_dashboard_finds(workspace):
     assert 'model = "my_ranker"' in "".join(parameters["source"])
     assert find_dashboard("my_ranker", workspace) == made.dashboard
     assert find_dashboard("model_comparison", workspace) == ROOT / "notebooks" / "dashboards" / "model_comparison.ipynb"
-    assert set(list_dashboards()) == {"model_comparison"}  # a model's dashboard needs its workspace
-    with pytest.raises(ConfigurationError, match="no dashboard 'nope'; available: model_comparison, my_ranker"):
+    shipped = {"experiment", "model_comparison", "model_health"}
+    assert set(list_dashboards()) == shipped  # a model's dashboard needs its workspace
+    with pytest.raises(ConfigurationError,
+                       match="no dashboard 'nope'; available: experiment, model_comparison, model_health, my_ranker"):
         find_dashboard("nope", workspace)
 
 

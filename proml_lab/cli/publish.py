@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from proml_lab.cli._common import HomeOption, JsonOption, console, print_json, workspace
+from proml_lab.cli._common import HomeOption, JsonOption, console, err_console, print_json, workspace
 
 
 def publish(
@@ -17,13 +17,31 @@ def publish(
     alias: Annotated[str | None, typer.Option("--alias", help="Move this alias (e.g. champion) to the new "
                                               "version.")] = None,
     description: Annotated[str | None, typer.Option("--description", help="Version description.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Publish even when the online feature checks find "
+                                        "errors.")] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Publish the model bundle of RUN_ID as a new version in the model registry."""
+    """Publish the model bundle of RUN_ID as a new version in the model registry.
+
+    First the online feature checks (`proml health check`): every feature exists, is materialized online
+    and fresh; errors refuse the publish unless --force.
+    """
     from proml_lab.deploy.registry import ModelRegistry
 
-    version = ModelRegistry(workspace(home)).publish(run_id, name=name, alias=alias, description=description)
+    ws = workspace(home)
+    if not force:
+        from proml_lab.cli.health import print_check_report
+        from proml_lab.health.checks import ONLINE_CHECKS, authoring_checks, features_of_run
+
+        report = authoring_checks(ws, features_of_run(ws, run_id), checks=ONLINE_CHECKS)
+        if report.problems:
+            print_check_report(report, to=err_console)
+        if not report.ok:
+            err_console.print("[bold red]error:[/] not published; fix the errors above, or publish anyway "
+                              "with --force", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+    version = ModelRegistry(ws).publish(run_id, name=name, alias=alias, description=description)
     if as_json:
         print_json(version.to_dict())
         return

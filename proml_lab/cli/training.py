@@ -24,9 +24,16 @@ def train(
     as_json: JsonOption = False,
 ) -> None:
     """Train every trainable node of PROGRAM (tracked in MLflow) and print its validation metrics."""
+    from proml_lab.cli.health import print_check_report
+    from proml_lab.health.checks import TRAINING_CHECKS, authoring_checks
     from proml_lab.training.pipeline import train_program
 
     ws = workspace(home)
+    checked = authoring_checks(ws, program.read_text(encoding="utf-8"), training_data=data, checks=TRAINING_CHECKS,
+                               filename=str(program))
+    if checked.problems:  # features exist and cover the training window, else say what to do before joining
+        print_check_report(checked, to=err_console)
+    checked.raise_for_errors()
     with _progress() as report:
         result = train_program(ws, program.read_text(encoding="utf-8"), filename=str(program), source_table=data,
                                label=label, validation_fraction=validation_fraction, tune_trials=tune,

@@ -22,13 +22,13 @@ import numpy as np
 from proml_lab.errors import TrainingError
 from proml_lab.quasar import ir as irm
 from proml_lab.quasar.errors import QuasarError
+from proml_lab.training.connect import PROBABILITY_OPS, evaluate_scores
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 __all__ = ["evaluate_batch", "recommend_batch", "score_batch"]
 
-_PROBABILITY_OPS = ("Sigmoid", "LogisticScorer")  # a score made by these is a probability; others, a margin
 
 
 def score_batch(model: Any, data: DataFrame, *, node: str | None = None,
@@ -140,8 +140,6 @@ def evaluate_batch(model: Any, data: DataFrame, *, label: str | None = None,
     >>> evaluate_batch(model, spark.read.parquet("eval.parquet"), metrics=["auc", "ndcg@10"])  # doctest: +SKIP
     {'auc': 0.79, 'ndcg@10': 0.52}
     """
-    from proml_lab.training import metrics as m
-
     config = model.ir.training_config or {}
     label = label or getattr(model, "label", None) or config.get("label")
     if not label or label not in data.columns:
@@ -154,21 +152,10 @@ def evaluate_batch(model: Any, data: DataFrame, *, label: str | None = None,
     y = pdf[label].to_numpy(np.float64)
     score = pdf["__proml_score__"].to_numpy(np.float64)
     group = pdf[member_id].to_numpy() if member_id in pdf.columns else None
-    probability = getattr(model.ir.node(_engine(model).score_node()), "op", "") in _PROBABILITY_OPS
-    out: dict[str, float] = {}
-    for name in names:
-        base, _, cut = name.partition("@")
-        if base == "logloss":
-            out[name] = m.logloss(y, score if probability else 1.0 / (1.0 + np.exp(-score)))
-        elif base in ("auc", "rmse"):
-            out[name] = {"auc": m.auc, "rmse": m.rmse}[base](y, score)
-        elif base in ("ndcg", "precision") and group is not None:
-            fn = m.ndcg_at_k if base == "ndcg" else m.precision_at_k
-            out[name] = fn(y, score, group, int(cut or 10))
-        else:
-            raise TrainingError(f"unknown metric {name!r}; use auc, logloss, rmse, ndcg@K or precision@K "
-                                f"(ranking metrics need the member id column {member_id!r})")
-    return out
+    probability = getattr(model.ir.node(_engine(model).score_node()), "op", "") in PROBABILITY_OPS
+    if group is None and any(n.partition("@")[0] in ("ndcg", "precision") for n in names):
+        raise TrainingError(f"ranking metrics need the member id column {member_id!r} in the data")
+    return evaluate_scores(y, score, names, probability=probability, group=group)
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------

@@ -254,14 +254,7 @@ class FeatureStore:
         """
         from proml_lab.features.derived import compute_derived
 
-        records = self.catalog.resolve(list(features))
-        wrong = [r.name for r in records if r.entity != entity]
-        if wrong:
-            raise FeatureError(f"Features {', '.join(wrong)} do not belong to entity {entity!r}.")
-        derived = {r.name: self.catalog.derived(r.name) for r in records if r.kind == "derived"}
-        stored = [r for r in records if r.kind != "derived"]
-        inputs = [n for d in derived.values() for n in d.inputs if n not in {r.name for r in stored}]
-        stored += self.catalog.resolve(list(dict.fromkeys(inputs))) if inputs else []
+        derived, stored = self._stored_and_derived(entity, features)
         by_anchor: dict[str, list[str]] = {}
         for r in stored:
             by_anchor.setdefault(str(r.anchor), []).append(r.name)
@@ -281,6 +274,19 @@ class FeatureStore:
             values = compute_derived(d.function, {n: _numeric(columns[n]) for n in d.inputs}, d.params)
             columns[name] = _arrow(values)
         return pa.table({key: pa.array(all_keys), **{name: columns[name] for name in features}})
+
+    def _stored_and_derived(self, entity: str, features: Sequence[str]) -> tuple[dict[str, Any], list[Any]]:
+        """The derived features among *features* (name -> definition) and the stored features to read:
+        the others plus the derived ones' inputs. Raises if a feature belongs to another entity."""
+        records = self.catalog.resolve(list(features))
+        wrong = [r.name for r in records if r.entity != entity]
+        if wrong:
+            raise FeatureError(f"Features {', '.join(wrong)} do not belong to entity {entity!r}.")
+        derived = {r.name: self.catalog.derived(r.name) for r in records if r.kind == "derived"}
+        stored = [r for r in records if r.kind != "derived"]
+        inputs = [n for d in derived.values() for n in d.inputs if n not in {r.name for r in stored}]
+        stored += self.catalog.resolve(list(dict.fromkeys(inputs))) if inputs else []
+        return derived, stored
 
     def get_online_features(self, entity: str, keys: Any, features: Sequence[str]) -> pa.Table:
         """Feature values for ``keys`` (request order; missing keys give nulls) as an Arrow table.
@@ -303,14 +309,7 @@ class FeatureStore:
     def _make_reader(self, entity: str, features: tuple[str, ...]) -> Callable[[Any], OnlineFeatures]:
         from proml_lab.features.derived import compute_derived
 
-        records = self.catalog.resolve(list(features))
-        wrong = [r.name for r in records if r.entity != entity]
-        if wrong:
-            raise FeatureError(f"Features {', '.join(wrong)} do not belong to entity {entity!r}.")
-        derived = {r.name: self.catalog.derived(r.name) for r in records if r.kind == "derived"}
-        stored = [r for r in records if r.kind != "derived"]
-        inputs = [n for d in derived.values() for n in d.inputs if n not in {r.name for r in stored}]
-        stored += self.catalog.resolve(list(dict.fromkeys(inputs))) if inputs else []
+        derived, stored = self._stored_and_derived(entity, features)
         by_group: dict[str, list[str]] = {}
         for r in stored:
             group = self.catalog.online_group(r.anchor)

@@ -21,6 +21,8 @@ Magics (``%magic?`` shows each one's options):
 ``%publish MODEL_OR_RUN [--name N] [--alias A]``  register a version in the MLflow Model Registry
 ``%deploy NAME [--version V] [--alias A] [--rollback]``  deploy a version (or roll an alias back)
 ``%rank NAME MEMBER_ID [-k K] [--explain]``   rank with the deployed model, in-process
+``%experiment [NAME] [--ramp P|--start|--stop]``  A/B experiments: list, report (decision, SRM, lifts), ramp
+``%health MODEL [--alias A] [--window 1d]``   drift vs the training snapshot, online AUC, calibration
 ============================================  =====================================================
 
 Nothing here is imported by ``import proml_lab``; IPython is imported when the extension loads.

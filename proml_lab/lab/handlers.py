@@ -11,6 +11,9 @@ Thin adapters (STYLE habit 13): each verb parses its query, calls one core funct
 - ``GET proml/registry``: the registered models (MLflow Model Registry), each with its versions newest first
 - ``POST proml/registry/publish`` ``{"run_id", "name"?, "alias"?}``: publish a run's bundle; 201 + the version
 - ``POST proml/registry/alias`` ``{"name", "alias", "version"}``: point an alias at a version; the version
+- ``GET proml/experiments?model=&status=``: the A/B experiments (definitions: status, traffic, arms ...)
+- ``GET proml/experiments/<name>?alpha=``: one experiment's report (definition, per-arm units, decision, SRM,
+  per-metric lifts with CIs), ``experiment_report(...).to_dict()``; 404 with a JSON message when unknown
 
 Every verb needs an authenticated user; no workspace answers 503 with a JSON message; a core error
 (:class:`ProMLError`) answers 400 with its message as JSON (404 when it is a failed lookup, a ``KeyError``).
@@ -220,6 +223,41 @@ class AliasHandler(_JSONPostHandler):
         self.reply(version.to_dict())
 
 
+class ExperimentsHandler(_ProMLHandler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        from proml_lab.experiments.store import ExperimentStore
+
+        model = self.get_query_argument("model", None) or None
+        status = self.get_query_argument("status", None) or None
+        try:
+            found = ExperimentStore(self.workspace).list(model=model, status=status)
+        except ProMLError as exc:
+            return self.fail(_status(exc), str(exc))
+        self.reply({"experiments": [e.to_dict() for e in found]})
+
+
+class ExperimentHandler(_ProMLHandler):
+    @tornado.web.authenticated
+    def get(self, name: str) -> None:
+        from proml_lab.experiments.report import experiment_report
+        from proml_lab.experiments.store import ExperimentStore
+
+        try:
+            alpha = float(self.get_query_argument("alpha", "0.05"))
+        except ValueError:
+            return self.fail(400, "alpha must be a number in (0, 1)")
+        try:
+            ExperimentStore(self.workspace).get(name)  # unknown: 404, the message lists the known names
+        except ProMLError as exc:
+            return self.fail(404, str(exc))
+        try:
+            report = experiment_report(self.workspace, name, alpha=alpha)
+        except ProMLError as exc:
+            return self.fail(_status(exc), str(exc))
+        self.reply(report.to_dict())
+
+
 def setup_handlers(web_app: Any, workspace: Any) -> list[str]:
     """Add the handlers to ``web_app`` under its ``base_url``; ``workspace`` is a callable returning one.
 
@@ -235,6 +273,8 @@ def setup_handlers(web_app: Any, workspace: Any) -> list[str]:
         (url_path_join(base, "registry"), RegistryHandler),
         (url_path_join(base, "registry", "publish"), PublishHandler),
         (url_path_join(base, "registry", "alias"), AliasHandler),
+        (url_path_join(base, "experiments"), ExperimentsHandler),
+        (url_path_join(base, "experiments", r"([^/]+)"), ExperimentHandler),
     ]
     web_app.add_handlers(".*$", [(pattern, handler, {"workspace": workspace}) for pattern, handler in routes])
     return [pattern for pattern, _ in routes]

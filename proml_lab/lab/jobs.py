@@ -343,6 +343,18 @@ def _init_tracking(ws: Any) -> None:
     Tracker(ws).experiment_id()
 
 
+def _check_features(ws: Any, spec: Mapping[str, Any], emit: Callable[[Mapping[str, Any]], None]) -> None:
+    """Authoring checks before joining: problems go to the events (``{"event": "checks", ...}``); errors (a
+    missing feature, no offline values over the training window) fail the job with what to do."""
+    from proml_lab.health.checks import TRAINING_CHECKS, authoring_checks
+
+    report = authoring_checks(ws, spec["source"], training_data=spec.get("source_table"), checks=TRAINING_CHECKS,
+                              filename=spec.get("filename") or "<quasar>")
+    if report.problems:
+        emit({"event": "checks", **report.to_dict()})
+    report.raise_for_errors()
+
+
 def run(path: str | Path) -> int:
     """Body of the job process: train the spec's program, record events, then the result or the error."""
     from proml_lab.training.pipeline import train_program
@@ -361,6 +373,7 @@ def run(path: str | Path) -> int:
         try:
             ws = Workspace.open(spec["workspace"])
             _init_tracking(ws)
+            _check_features(ws, spec, emit)
             result = train_program(ws, spec["source"], filename=spec["filename"],
                                    source_table=spec.get("source_table"), label=spec.get("label"),
                                    tune_trials=int(spec.get("tune_trials") or 0),

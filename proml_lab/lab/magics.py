@@ -1,6 +1,6 @@
 """The ProML Lab magics: author (``%%quasar``), discover (``%features``, ``%feature``), train (``%train``,
 ``%job``, ``%jobs``), compare (``%compare``), publish, deploy and rank (``%publish``, ``%deploy``,
-``%rank``) from a notebook.
+``%rank``), run A/B experiments (``%experiment``) and watch model health (``%health``) from a notebook.
 
 Thin adapters (STYLE habit 13): each magic parses its line, calls one core function and renders the
 result. Errors are *raised* (papermill runs fail), but shown as the core's message without a Python
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from proml_lab.quasar.ir import IR
     from proml_lab.workspace import Workspace
 
-__all__ = ["DeploymentView", "ProMLMagicError", "ProMLMagics", "QuasarModel"]
+__all__ = ["DeploymentView", "ExperimentView", "HealthView", "ProMLMagicError", "ProMLMagics", "QuasarModel"]
 
 ONLINE_FIX = "proml features materialize --online"
 
@@ -110,7 +110,7 @@ class QuasarModel:
 @magics_class
 class ProMLMagics(Magics):
     """``%%quasar``, ``%features``, ``%feature``, ``%train``, ``%job``, ``%jobs``, ``%compare``, ``%publish``,
-    ``%deploy`` and ``%rank``."""
+    ``%deploy``, ``%rank`` and ``%experiment``."""
 
     workspace = Unicode("", help="Workspace directory; empty means PROML_HOME (else ./.proml).").tag(config=True)
     spark_master = Unicode(
@@ -211,14 +211,16 @@ class ProMLMagics(Magics):
         if args.name:
             self.shell.user_ns[args.name] = model
         if args.check_online:
-            missing = model.features.loc[model.features["Online"] == "no", "Feature"].tolist()
-            if missing:
-                from IPython.display import display
+            from IPython.display import display
 
-                display(model)
-                raise ProMLMagicError(
-                    f"{len(missing)} feature(s) of {ir.name or args.name} are not materialized online: "
-                    f"{', '.join(missing)}. Materialize them with: {ONLINE_FIX}")
+            from proml_lab.health.checks import ONLINE_CHECKS, authoring_checks
+
+            report = authoring_checks(self._workspace(), ir, checks=ONLINE_CHECKS)
+            if not report.ok:
+                display(model)  # the feature table still shows, with the report under it
+            if report.problems:
+                display(report)
+            report.raise_for_errors()
         return model
 
     # -- discovery ---------------------------------------------------------------------------------
@@ -417,17 +419,33 @@ class ProMLMagics(Magics):
                             "job result in the namespace.")
     @argument("--name", help="Registered model name (default: the program's MODEL name).")
     @argument("--alias", help="Move this alias (e.g. champion) to the new version.")
+    @argument("--force", action="store_true", help="Publish even when the online feature checks find errors.")
     @_user_errors
     def publish(self, line: str) -> Any:
-        """Publish a trained model as a new version in the model registry.
+        """Publish a trained model as a new version in the model registry, after the online feature checks
+        (every feature exists, is materialized online and fresh; ``--force`` publishes despite errors).
 
         Example: ``%publish ranker --alias champion``
         """
         from proml_lab.deploy.registry import ModelRegistry
 
         args = parse_argstring(self.publish, line)
-        return ModelRegistry(self._workspace()).publish(self._publishable(args.model), name=args.name,
-                                                        alias=args.alias)
+        model = self._publishable(args.model)
+        if not args.force:
+            from IPython.display import display
+
+            from proml_lab.health.checks import ONLINE_CHECKS, CheckFailedError, authoring_checks, features_of_run
+
+            ws = self._workspace()
+            report = authoring_checks(ws, features_of_run(ws, model) if isinstance(model, str) else model,
+                                      checks=ONLINE_CHECKS)
+            if report.problems:
+                display(report)
+            if not report.ok:
+                error = CheckFailedError(report)
+                raise ProMLMagicError(f"{error}\nNot published; fix these, or publish anyway with --force.",
+                                      error=error)
+        return ModelRegistry(self._workspace()).publish(model, name=args.name, alias=args.alias)
 
     def _publishable(self, token: str) -> Any:
         """A namespace model (trained ``QuasarModel``, job or train result, TrainedModel, Bundle) or a run id."""
@@ -512,6 +530,66 @@ class ProMLMagics(Magics):
               f"top {len(ranked)} of {info['candidates']} documents")
         return ranked
 
+    # -- experiments -------------------------------------------------------------------------------
+    @line_magic
+    @magic_arguments()
+    @argument("name", nargs="?", help="Experiment name (empty: list the workspace's experiments).")
+    @argument("--ramp", type=float, metavar="PERCENT", help="Set the percent of the layer in the experiment.")
+    @argument("--start", action="store_true", help="Start the draft (every arm's alias must be deployed).")
+    @argument("--stop", action="store_true", help="Stop it: requests go back to the default alias.")
+    @argument("--model", help="With no NAME: only experiments of this model.")
+    @argument("--alpha", type=float, default=0.05, help="Significance level of the report (default 0.05).")
+    @_user_errors
+    def experiment(self, line: str) -> Any:
+        """A/B experiments: the list, one experiment's report (decision, SRM, per-arm table, lift chart),
+        or a ramp / start / stop.
+
+        Example: ``%experiment``; ``%experiment jobs-ab``; ``%experiment jobs-ab --ramp 50``
+        """
+        from proml_lab.experiments.report import DefinitionView, experiment_report, experiments_frame
+        from proml_lab.experiments.store import ExperimentStore
+
+        args = parse_argstring(self.experiment, line)
+        flags = (("ramp", args.ramp is not None), ("start", args.start), ("stop", args.stop))
+        actions = [a for a, on in flags if on]
+        if args.name is None:
+            if actions:
+                raise ProMLMagicError(f"%experiment --{actions[0]} needs an experiment NAME.")
+            return experiments_frame(self._workspace(), model=args.model)
+        if len(actions) > 1:
+            raise ProMLMagicError(f"%experiment takes one of --ramp, --start, --stop. "
+                                  f"Got {', '.join(actions)}.")
+        if actions:
+            store = ExperimentStore(self._workspace())
+            action = actions[0]
+            if action == "ramp":
+                return DefinitionView(store.ramp(args.name, args.ramp), action="ramped")
+            if action == "start":
+                return DefinitionView(store.start(args.name), action="started")
+            return DefinitionView(store.stop(args.name), action="stopped")
+        report = experiment_report(self._workspace(), args.name, alpha=args.alpha)
+        return ExperimentView(report, None if report.analysis is None else views.figure_png(report.plot()))
+
+    # -- health ------------------------------------------------------------------------------------
+    @line_magic
+    @magic_arguments()
+    @argument("model", help="Deployed model name.")
+    @argument("--alias", default="champion", help="Serving alias whose exposures count (default: champion).")
+    @argument("--window", default="1d", help="Serving window: 1d, 12h, 7d ... (default 1d).")
+    @argument("--end", help="End of the window (UTC; default: now).")
+    @_user_errors
+    def health(self, line: str) -> HealthView:
+        """Model health: drift of the serving window against the training snapshot (features, score),
+        online AUC against validation AUC, calibration; with the drift and AUC charts.
+
+        Example: ``%health world_job_recommendations --window 7d``
+        """
+        from proml_lab.health.monitor import monitor
+
+        args = parse_argstring(self.health, line)
+        report = monitor(self._workspace(), args.model, alias=args.alias, window=args.window, end=args.end)
+        return HealthView(report, views.figure_png(report.plot()))
+
 
 class DeploymentView:
     """What ``%deploy`` shows: the deployment an alias now points at, its documents and earlier versions."""
@@ -550,6 +628,54 @@ class DeploymentView:
         return (f"{self.action} {d.name}: {d.alias!r} serves version {d.version} "
                 f"(generation {d.generation}, {self._rows()[4][1]} documents, deployed at {d.deployed_at}; "
                 f"earlier: {', '.join(self.previous) or 'none'})")
+
+
+class ExperimentView:
+    """What ``%experiment NAME`` shows: the report (definition, decision, SRM, per-arm table) and its lift
+    chart; attributes are the :class:`~proml_lab.experiments.report.ExperimentReport`'s."""
+
+    def __init__(self, report: Any, png: bytes | None) -> None:
+        self.report = report
+        self.png = png
+
+    def __getattr__(self, name: str) -> Any:  # decision, srm, analysis, to_dict() ... of the report
+        if name.startswith("_") or name == "report":
+            raise AttributeError(name)
+        return getattr(self.report, name)
+
+    def _repr_html_(self) -> str:
+        import base64
+
+        img = ("" if self.png is None else
+               f"<img alt='lift chart' src='data:image/png;base64,{base64.b64encode(self.png).decode()}'/>")
+        return f"<div class='proml-experiment-view'>{self.report._repr_html_()}{img}</div>"
+
+    def __repr__(self) -> str:
+        return repr(self.report)
+
+
+class HealthView:
+    """What ``%health MODEL`` shows: the :class:`~proml_lab.health.monitor.HealthReport` (drift table with
+    statuses, measures, notes) and its charts; attributes are the report's (``ok``, ``measures`` ...)."""
+
+    def __init__(self, report: Any, png: bytes | None) -> None:
+        self.report = report
+        self.png = png
+
+    def __getattr__(self, name: str) -> Any:  # drift, measures, alerts, ok, to_dict() ... of the report
+        if name.startswith("_") or name == "report":
+            raise AttributeError(name)
+        return getattr(self.report, name)
+
+    def _repr_html_(self) -> str:
+        import base64
+
+        img = ("" if self.png is None else
+               f"<img alt='drift and online AUC' src='data:image/png;base64,{base64.b64encode(self.png).decode()}'/>")
+        return f"<div class='proml-health-view'>{self.report._repr_html_()}{img}</div>"
+
+    def __repr__(self) -> str:
+        return repr(self.report)
 
 
 class _DeployProgress:

@@ -1,8 +1,10 @@
-"""ipywidgets views over the core: the Feature Marketplace browser, training progress, model comparison.
+"""ipywidgets views over the core: the Feature Marketplace browser, training progress, model comparison,
+A/B experiments, model health.
 
 Thin adapters (STYLE habit 13): every number and list shown here comes from
-:class:`~proml_lab.features.store.FeatureStore` or :class:`~proml_lab.training.compare.Comparison`;
-the widgets only lay it out. ``ipywidgets`` and ``matplotlib`` are imported inside the functions.
+:class:`~proml_lab.features.store.FeatureStore`, :class:`~proml_lab.training.compare.Comparison` or
+:class:`~proml_lab.experiments.report.ExperimentReport`; the widgets only lay it out. ``ipywidgets`` and
+``matplotlib`` are imported inside the functions.
 
 >>> browser = marketplace_browser(ws.features, query="title")   # doctest: +SKIP
 >>> browser                                                       # doctest: +SKIP
@@ -14,7 +16,8 @@ import html
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["comparison_view", "feature_reference", "marketplace_browser", "training_progress"]
+__all__ = ["comparison_view", "experiment_view", "feature_reference", "health_view", "marketplace_browser",
+           "training_progress"]
 
 _ANY = "(any)"
 
@@ -217,3 +220,119 @@ def comparison_view(comparison: Any) -> Any:
     box = w.HBox([table, plot])
     box.table, box.plot = table, plot
     return box
+
+
+def experiment_view(workspace: Any, experiment: str | None = None, *, alpha: float = 0.05) -> Any:
+    """The workspace's A/B experiments: a dropdown, and for the chosen one its report.
+
+    Parts, reachable as attributes of the returned ``VBox``: ``picker`` (Dropdown of experiment names,
+    labelled with model and status), ``definition`` (HTML: arms, allocation, members, ramp), ``analysis``
+    (HTML: decision, reasons and the per-metric, per-arm table), ``srm`` (HTML: the sample-ratio check) and
+    ``plot`` (Output: the lift chart with confidence intervals). Choosing another experiment reads its
+    report again (:func:`~proml_lab.experiments.report.experiment_report`); ``experiment`` picks the first
+    one shown (default: the newest).
+    """
+    import ipywidgets as w
+
+    from proml_lab.experiments.report import experiment_report
+    from proml_lab.experiments.store import ExperimentStore
+
+    found = ExperimentStore(workspace).list()
+    options = [(f"{e.name}  ({e.model}, {e.status})", e.name) for e in reversed(found)]
+    names = [value for _, value in options]
+    first = experiment if experiment in names else (names[0] if names else None)
+    picker = w.Dropdown(options=options, value=first, description="Experiment",
+                        layout=w.Layout(width="max-content"))
+    definition, analysis, srm, plot = w.HTML(), w.HTML(), w.HTML(), w.Output()
+
+    def show(_: Any = None) -> None:
+        plot.outputs = ()  # clear_output() needs a front end to clear; this works with or without one
+        if picker.value is None:
+            definition.value = ("<p>No experiments yet: define one with <code>proml experiment create NAME "
+                                "--model MODEL --arm control=champion --arm treatment=challenger</code>.</p>")
+            analysis.value = srm.value = ""
+            return
+        report = experiment_report(workspace, picker.value, alpha=alpha)
+        definition.value = report.definition_html()
+        analysis.value = report.analysis_html()
+        flagged = bool(report.srm and report.srm["flagged"])
+        srm.value = (f"<p class='proml-srm' style='color:{'#cf222e' if flagged else 'inherit'}'>"
+                     f"{html.escape(report.srm_line)}</p>")
+        if report.analysis is not None:
+            _show_figure(plot, report.plot())
+
+    picker.observe(show, names="value")
+    box = w.VBox([picker, definition, srm, analysis, plot])
+    box.picker, box.definition, box.analysis, box.srm, box.plot = picker, definition, analysis, srm, plot
+    box.add_class("proml-experiments")
+    show()
+    return box
+
+
+def health_view(workspace: Any, model: str | None = None, *, alias: str = "champion", window: str = "1d",
+                end: Any = None, anomalies: int = 20) -> Any:
+    """A model's health: a model dropdown and window, the drift table with statuses, the charts (drift bars,
+    daily online AUC against validation AUC) and the recent anomalies and drift alerts with their labels.
+
+    Parts, reachable as attributes of the returned ``VBox``: ``picker`` (Dropdown of the models with an
+    exposure log), ``window`` (Dropdown), ``report`` (HTML: :class:`~proml_lab.health.monitor.HealthReport`
+    or why there is none), ``plot`` (Output), ``anomalies`` (HTML table). Changing the model or the window
+    runs :func:`~proml_lab.health.monitor.monitor` again.
+    """
+    import ipywidgets as w
+
+    from proml_lab.errors import ProMLError
+    from proml_lab.health.alerts import AnomalyStore
+    from proml_lab.health.monitor import logged_models, monitor
+
+    names = logged_models(workspace)
+    first = model if model in names else (names[0] if names else None)
+    picker = w.Dropdown(options=names, value=first, description="Model", layout=w.Layout(width="max-content"))
+    windows = list(dict.fromkeys([window, "1d", "7d", "30d"]))
+    span = w.Dropdown(options=windows, value=window, description="Window", layout=w.Layout(width="max-content"))
+    report_html, plot, recent = w.HTML(), w.Output(), w.HTML()
+
+    def show(_: Any = None) -> None:
+        plot.outputs = ()
+        if picker.value is None:
+            report_html.value = ("<p>No exposures logged yet: deploy a model (<code>proml deploy NAME</code>), "
+                                 "serve it (<code>proml serve</code>) and send traffic.</p>")
+            recent.value = ""
+            return
+        try:
+            report = monitor(workspace, picker.value, alias=alias, window=span.value, end=end)
+        except ProMLError as exc:
+            report_html.value = f"<p class='proml-health-error'>{html.escape(str(exc))}</p>"
+        else:
+            report_html.value = report._repr_html_()
+            _show_figure(plot, report.plot())
+        recent.value = _anomalies_html(AnomalyStore(workspace), picker.value, anomalies)
+
+    picker.observe(show, names="value")
+    span.observe(show, names="value")
+    box = w.VBox([w.HBox([picker, span]), report_html, plot, recent])
+    box.picker, box.window, box.report, box.plot, box.anomalies = picker, span, report_html, plot, recent
+    box.add_class("proml-health")
+    show()
+    return box
+
+
+def _anomalies_html(store: Any, model: str, limit: int) -> str:
+    """The model's recent metric anomalies and drift alerts, with their labels, as HTML tables."""
+    found = store.list()
+    found = found[found["metric"].str.startswith(f"{model}.")].head(limit)
+    rows = "".join(
+        f"<tr><td>{int(r.id)}</td><td>{html.escape(r.metric)}</td><td>{r.ts:%Y-%m-%d %H:%M}</td>"
+        f"<td>{r.value:.4g}</td><td>{r.expected:.4g}</td><td>{r.direction}</td><td>{r.severity:.2f}</td>"
+        f"<td>{html.escape(r.label)}</td></tr>" for r in found.itertuples(index=False))
+    table = (f"<h4>Recent anomalies</h4><table><thead><tr><th>id</th><th>metric</th><th>time</th><th>value</th>"
+             f"<th>expected</th><th>direction</th><th>severity</th><th>label</th></tr></thead><tbody>{rows}"
+             f"</tbody></table>" if len(found) else "<h4>Recent anomalies</h4><p>None recorded.</p>")
+    drift = store.list_alerts(kind="drift") if hasattr(store, "list_alerts") else None
+    if drift is not None and len(drift):
+        drift = drift[drift["subject"].str.startswith(f"{model}.")].head(limit)
+        items = "".join(f"<li>{html.escape(str(r.created_at))}: {html.escape(r.message)}</li>"
+                        for r in drift.itertuples(index=False))
+        table += f"<h4>Drift alerts</h4><ul>{items}</ul>" if items else ""
+    return table + ("<p><small>Label an anomaly: <code>proml health anomalies --label ID true_anomaly|expected|"
+                    "new_trend|false_positive</code>.</small></p>")

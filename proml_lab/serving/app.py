@@ -40,6 +40,7 @@ class Service:
     """What the routes share: the workspace, loaded models, the exposure log and the metrics."""
 
     def __init__(self, workspace: Any, config: ServiceConfig) -> None:
+        from proml_lab.experiments.router import ExperimentRouter
         from proml_lab.serving.exposures import ExposureLog, exposure_dir
         from proml_lab.serving.metrics import ServiceMetrics
         from proml_lab.serving.models import ModelCache
@@ -52,6 +53,8 @@ class Service:
         self.executor: ThreadPoolExecutor | None = None
         self.metrics = ServiceMetrics()
         self.models = ModelCache(workspace, watch_s=config.watch_s)
+        # A/B experiments: which arm's alias serves a request that names none (re-read when they change)
+        self.experiments = ExperimentRouter(workspace, default_alias=config.default_alias)
         self.exposures = ExposureLog(exposure_dir(workspace), flush_s=config.exposure_flush_s,
                                      batch_rows=config.exposure_batch_rows,
                                      on_write=self.metrics.exposures.inc,

@@ -1,7 +1,8 @@
 """Exposure logging: what the service showed, to whom, from which model version, batched off the request path.
 
-A request only appends its rows to an in-memory queue (``put_nowait``); a background thread writes them as
-Parquet files under ``<workspace>/logs/exposures/model=<name>/date=<YYYY-MM-DD>/`` every ``flush_s``
+Each row names the alias and version that served it and, when an A/B experiment routed the request, the
+``experiment`` and ``arm`` (null otherwise). A request only appends its rows to an in-memory queue
+(``put_nowait``); a background thread writes them as Parquet files under ``<workspace>/logs/exposures/model=<name>/date=<YYYY-MM-DD>/`` every ``flush_s``
 seconds or ``batch_rows`` rows, whichever comes first. Each file is written to a temporary name and renamed,
 so a reader (A/B analysis, health monitoring) never sees half a file. When the queue is full the rows are
 dropped and counted rather than blocking a request.
@@ -37,6 +38,8 @@ class ExposureBatch:
     positions: np.ndarray
     scores: np.ndarray
     ts: dt.datetime
+    experiment: str | None = None  # the A/B experiment and arm that routed the request (None: none did)
+    arm: str | None = None
 
 
 def exposure_dir(workspace: Any) -> Path:
@@ -157,6 +160,8 @@ def _write(directory: Path, batches: list[ExposureBatch]) -> int:
         "document_id": _id_array(document),
         "position": pa.array(np.concatenate([b.positions for b in batches]).astype(np.int32)),
         "score": pa.array(np.concatenate([b.scores for b in batches]).astype(np.float64)),
+        "experiment": pa.array(repeat([b.experiment for b in batches]), pa.string()),
+        "arm": pa.array(repeat([b.arm for b in batches]), pa.string()),
     })
     directory.mkdir(parents=True, exist_ok=True)
     name = f"part-{dt.datetime.now(dt.timezone.utc):%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
@@ -188,5 +193,10 @@ def read_exposures(workspace: Any, model: str | None = None) -> Any:
         root = root / f"model={model}"
     if not root.exists():
         return pa.table({})
-    return ds.dataset(root, format="parquet", partitioning="hive",
-                      exclude_invalid_files=True).to_table()
+    dataset = ds.dataset(root, format="parquet", partitioning="hive", exclude_invalid_files=True)
+    # files written before a column existed lack it: read every file with the union of their schemas
+    schemas = [fragment.physical_schema for fragment in dataset.get_fragments()]
+    if not schemas:
+        return pa.table({})
+    unified = pa.unify_schemas([*schemas, dataset.schema], promote_options="permissive")
+    return ds.dataset(root, format="parquet", partitioning="hive", schema=unified).to_table()

@@ -25,7 +25,8 @@ class RankRequest(BaseModel):
         default=None, description='Document filters: {"job_region": "west", "job_seniority": {"gte": 3}}.')
     context: dict[str, Any] | None = Field(default=None, description="Values of REQUEST-scope inputs.")
     alias: str | None = Field(default=None, pattern=_NAME,
-                              description="Serve this alias instead of the default (e.g. 'challenger').")
+                              description="Serve this alias instead of the default (e.g. 'challenger'); "
+                                          "bypasses A/B experiments.")
     explain: bool = Field(default=False, description="Return every node's value for the returned documents.")
 
 
@@ -46,6 +47,8 @@ class RankResponse(BaseModel):
     candidates: int = Field(description="Documents ranked (after candidates and filters).")
     items: list[RankedItem]
     unknown_candidates: list[Id] = Field(default_factory=list)
+    experiment: str | None = Field(default=None, description="The A/B experiment that routed the request.")
+    arm: str | None = Field(default=None, description="The member's arm in that experiment.")
     took_ms: float
 
 
@@ -81,6 +84,8 @@ class ScoreResponse(BaseModel):
     alias: str
     version: str
     scores: list[PairScore]
+    experiment: str | None = Field(default=None, description="The A/B experiment that routed the request.")
+    arm: str | None = Field(default=None, description="The members' arm in that experiment.")
     took_ms: float
 
 

@@ -39,10 +39,10 @@ if TYPE_CHECKING:
 
     from proml_lab.training.tracking import RunLogger
 
-__all__ = ["TrainedModel", "train"]
+__all__ = ["TrainedModel", "evaluate_scores", "train"]
 
 Callback = Callable[[dict[str, Any]], None]
-_PROBABILITY_OPS = ("Sigmoid", "LogisticScorer")  # a score made by these is a probability; others, a margin
+PROBABILITY_OPS = ("Sigmoid", "LogisticScorer")  # a score made by these is a probability; others, a margin
 
 
 @dataclass
@@ -97,8 +97,8 @@ class TrainedModel:
         names = list(metrics or _config_metrics(self.ir))
         from proml_lab.quasar.engine.frame import score_node
 
-        probability = getattr(self.ir.node(score_node(self.ir)), "op", "") in _PROBABILITY_OPS
-        return _evaluate(np.asarray(data[label], np.float64), self.score(data), names, probability=probability,
+        probability = getattr(self.ir.node(score_node(self.ir)), "op", "") in PROBABILITY_OPS
+        return evaluate_scores(np.asarray(data[label], np.float64), self.score(data), names, probability=probability,
                          group=_column(data, self.member_id_column))
 
     def _id_columns(self, data: Any) -> dict[str, str | None]:
@@ -362,8 +362,11 @@ def _column(data: Any, name: str) -> np.ndarray | None:
     return data[name].to_numpy() if name in data.columns else None
 
 
-def _evaluate(y: np.ndarray, score: np.ndarray, names: list[str], *, probability: bool,
-              group: np.ndarray | None) -> dict[str, float]:
+def evaluate_scores(y: np.ndarray, score: np.ndarray, names: list[str], *, probability: bool,
+                    group: np.ndarray | None) -> dict[str, float]:
+    """Metrics (``auc``, ``logloss``, ``rmse``, ``ndcg@K``, ``precision@K``) of scores against labels;
+    ``probability`` says the score is already a probability (else logloss applies a sigmoid); ranking
+    metrics group rows by ``group`` (the member id)."""
     from proml_lab.training import metrics as m
 
     out: dict[str, float] = {}

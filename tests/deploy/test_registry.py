@@ -156,14 +156,14 @@ def test_cli_publish_and_models(published):
 
 
 def test_publish_magic_publishes_a_namespace_model_or_a_run(published):
-    from IPython.testing.globalipapp import start_ipython
+    from tests.shell import ipython_shell
     from IPython.utils.capture import capture_output
 
     from proml_lab.lab import unload_ipython_extension
     from proml_lab.lab.magics import ProMLMagicError
 
     ws, trained, _ = published
-    ip = start_ipython()
+    ip = ipython_shell()
     ip.run_line_magic("load_ext", "proml_lab")
     try:
         ip.run_line_magic("config", f'ProMLMagics.workspace = "{ws.root}"')

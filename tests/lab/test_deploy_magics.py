@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from IPython.testing.globalipapp import start_ipython
+from tests.shell import ipython_shell
 from IPython.utils.capture import capture_output
 
 from proml_lab.deploy.deployer import resolve
@@ -27,7 +27,7 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ip(world):
     ws, trained = world
-    shell = start_ipython()
+    shell = ipython_shell()
     formats = shell.display_formatter.active_types
     shell.display_formatter.active_types = list(shell.display_formatter.format_types)  # as in a kernel
     shell.run_line_magic("load_ext", "proml_lab")

@@ -270,6 +270,92 @@ class TestRegistry:
         assert "intruder" not in [m["name"] for m in (await _get(jp_fetch, "registry"))["models"]]
 
 
+@pytest.fixture(scope="module")
+def experiments_ws(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh workspace (no world) with a running experiment with logged traffic (+30% clicks in the
+    treatment) and a draft."""
+    from proml_lab.experiments import ExperimentStore
+    from proml_lab.workspace import Workspace
+    from tests.ui.world import synthetic_experiment
+
+    ws = Workspace.init(tmp_path_factory.mktemp("experiments") / "ws")
+    synthetic_experiment(ws, "ranker-ab", lift=0.30)
+    ExperimentStore(ws).create("idea-ab", "ab_ranker", ["control=champion", "treatment=newcomer:3"], share=10,
+                               layer="ideas", description="not started")
+    return ws
+
+
+class TestExperiments:
+    """``proml/experiments``: the A/B experiments listed and one experiment's report, on a small workspace."""
+
+    @pytest.fixture
+    def jp_server_config(self, experiments_ws):
+        return {
+            "ServerApp": {"jpserver_extensions": {"proml_lab.lab.server": True}},
+            "ProMLServerExtension": {"workspace": str(experiments_ws.root)},
+        }
+
+    async def test_list(self, jp_fetch):
+        data = await _get(jp_fetch, "experiments")
+        by_name = {e["name"]: e for e in data["experiments"]}
+        assert list(by_name) == ["ranker-ab", "idea-ab"]  # by creation time
+        running, draft = by_name["ranker-ab"], by_name["idea-ab"]
+        assert (running["status"], running["traffic"], running["model"]) == ("running", 100.0, "ab_ranker")
+        assert [(a["name"], a["alias"], a["weight"]) for a in draft["arms"]] == [
+            ("control", "champion", 1.0), ("treatment", "newcomer", 3.0)]
+        assert draft["status"] == "draft" and draft["description"] == "not started"
+        only = await _get(jp_fetch, "experiments", status="draft")
+        assert [e["name"] for e in only["experiments"]] == ["idea-ab"]
+
+    async def test_report(self, jp_fetch, experiments_ws):
+        from proml_lab.experiments.report import experiment_report
+
+        data = await _get(jp_fetch, "experiments", "ranker-ab")
+        assert data == json.loads(json.dumps(experiment_report(experiments_ws, "ranker-ab").to_dict()))
+        assert data["decision"] == "ramp up" and data["srm"]["flagged"] is False
+        assert data["srm_line"].startswith("SRM ok: units control ")
+        assert sum(a["units"] for a in data["arms"]) == data["units"] == 4000
+        rows = {(m["metric"], m["arm"]): m for m in data["analysis"]["metrics"]}
+        assert set(rows) == {(m, a) for m in ("ctr", "clicked", "applied") for a in ("control", "treatment")}
+        ctr = rows[("ctr", "treatment")]
+        assert ctr["rel_low"] < ctr["rel_lift"] < ctr["rel_high"] and 0 < ctr["rel_low"]  # the +30% is found
+        assert rows[("ctr", "control")]["lift"] is None  # NaN is null: the control has no lift
+        assert data["analysis"]["reasons"][0].startswith("ramp up: ctr improved in treatment")
+        tighter = await _get(jp_fetch, "experiments", "ranker-ab", alpha="0.001")
+        assert tighter["alpha"] == 0.001
+
+    async def test_a_draft_reports_no_analysis(self, jp_fetch):
+        data = await _get(jp_fetch, "experiments", "idea-ab")
+        assert data["analysis"] is None and data["decision"] is None and data["units"] == 0
+        assert "is a draft: nobody was exposed yet" in data["message"]
+
+    async def test_errors_are_json_with_the_core_message(self, jp_fetch):
+        for parts, params, code, text in (
+                (("ranker-abc",), {}, 404, "Unknown experiment 'ranker-abc'. Did you mean: ranker-ab"),
+                (("ranker-ab",), {"alpha": "lots"}, 400, "alpha must be a number"),
+                (("ranker-ab",), {"alpha": "2"}, 400, "alpha"),
+                ((), {"status": "paused"}, 400, "must be one of draft, running, stopped")):
+            with pytest.raises(HTTPClientError) as err:
+                await jp_fetch("proml", "experiments", *parts, params=params)
+            assert err.value.code == code
+            assert text in json.loads(err.value.response.body)["message"]
+
+    async def test_unauthenticated_is_refused(self, jp_fetch, jp_http_port):
+        with pytest.raises(HTTPClientError) as err:
+            await jp_fetch("proml", "experiments", "ranker-ab", headers={"Authorization": ""})
+        assert err.value.code in (401, 403)
+        client, base = AsyncHTTPClient(), f"http://localhost:{jp_http_port}/user/test/proml/experiments"
+        for url in (base, f"{base}/ranker-ab"):
+            response = await client.fetch(url, raise_error=False)
+            assert response.code in (401, 403), url
+            assert b"ramp up" not in response.body
+
+    async def test_routes_follow_base_url(self, jp_fetch, jp_http_port, jp_auth_header):
+        await _get(jp_fetch, "experiments")  # starts the server
+        outside = await AsyncHTTPClient().fetch(f"http://localhost:{jp_http_port}/proml/experiments",
+                                                headers=jp_auth_header, raise_error=False)
+        assert outside.code == 404
+
 def test_installing_the_package_enables_both_extensions():
     """`make setup` leaves the lab extension and the server extension enabled in the environment."""
     import subprocess

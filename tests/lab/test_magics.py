@@ -9,7 +9,7 @@ import threading
 import nbformat
 import pytest
 from IPython.core.completer import provisionalcompleter
-from IPython.testing.globalipapp import start_ipython
+from tests.shell import ipython_shell
 from IPython.utils.capture import capture_output
 
 from proml_lab.lab import jobs, unload_ipython_extension
@@ -36,7 +36,7 @@ def ws(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ip(ws):
-    shell = start_ipython()
+    shell = ipython_shell()
     formats = shell.display_formatter.active_types
     shell.display_formatter.active_types = list(shell.display_formatter.format_types)  # as in a kernel
     shell.run_line_magic("load_ext", "proml_lab")

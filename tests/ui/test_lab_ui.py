@@ -193,3 +193,41 @@ def test_models_panel_lists_registered_models_and_publishes_a_run(page, lab, art
                            ".textContent.startsWith('Error')")
     assert "has no model bundle" in status.inner_text()
     assert panel.locator(".proml-registered[data-model='baseline']").count() == 0
+
+
+def test_experiments_view_shows_the_decision_and_the_srm_check(page, lab, artifacts):
+    page.set_viewport_size({"width": 1400, "height": 1100})
+    _open(page, lab)
+    page.locator(".jp-SideBar.jp-mod-left li[data-id='proml-experiments']").click()
+    panel = page.locator("#proml-experiments")
+    row = panel.locator(".proml-experiment[data-name='ranker-ab']")  # the world's synthetic A/B test
+    row.wait_for(state="visible")
+    assert row.locator(".proml-hit-name").inner_text() == "ranker-ab"
+    assert row.locator(".proml-status").inner_text() == "running"
+    assert row.locator(".proml-experiment-traffic").inner_text() == "ab_ranker · traffic 100% of 100%"
+    assert row.locator(".proml-experiment-arms-text").inner_text() == \
+        "control→champion 50%, treatment→challenger 50%"
+    row.click()
+    decision = panel.locator(".proml-decision")
+    decision.wait_for(state="visible")
+    assert decision.inner_text() == "Decision: ramp up"  # the synthetic +30% click lift
+    reason = panel.locator(".proml-reasons li").first.inner_text()
+    assert reason.startswith("ramp up: ctr improved in treatment")
+    srm = panel.locator(".proml-srm")
+    assert "proml-srm-ok" in srm.get_attribute("class")
+    assert srm.inner_text().startswith("SRM ok: units control ")
+    arms = panel.locator(".proml-experiment-arms tbody td").all_inner_texts()
+    assert arms[:3] == ["control (control)", "champion", "50%"] and arms[4] == "treatment"
+    metrics = panel.locator(".proml-experiment-metrics tbody tr")
+    assert metrics.count() == 6  # ctr, clicked, applied x control, treatment
+    ctr = metrics.nth(1).locator("td").all_inner_texts()
+    assert ctr[:2] == ["ctr", "treatment"] and ctr[4].startswith("+") and ctr[5].startswith("[+")
+    assert panel.locator(".proml-lift-chart circle").count() == 3  # one lift with its CI per metric
+    assert "jp-mod-selected" in row.get_attribute("class")
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle:visible").first.bounding_box()
+    if handle:  # widen the sidebar for the picture
+        page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + 200)
+        page.mouse.down()
+        page.mouse.move(handle["x"] + 420, handle["y"] + 200, steps=5)
+        page.mouse.up()
+    page.screenshot(path=str(artifacts / "experiments.png"))

@@ -90,12 +90,92 @@ def publish_glmix_champion(ws: Workspace) -> None:
         registry.publish(glmix, name="glmix", alias="champion")
 
 
+EXPERIMENT = "ranker-ab"
+
+
+def synthetic_experiment(ws: Workspace, name: str = EXPERIMENT, *, model: str = "ab_ranker",
+                         members: int = 4000, ctr: float = 0.10, lift: float = 0.30, per_request: int = 5,
+                         seed: int = 0, start: bool = True, lost: float = 0.0) -> None:
+    """An experiment of ``model`` (control = champion, treatment = challenger, 100% of its layer) with logged
+    exposures and outcomes of ``members`` members (idempotent: nothing is added when it exists). The model is
+    one no other test deploys: its deployment is only a pointer file naming the two aliases.
+
+    Each member is assigned by the real hash, sees ``per_request`` documents in each of two requests, and
+    clicks each with probability ``ctr`` (``ctr * (1 + lift)`` in the treatment); a click is followed by an
+    apply half the time. ``lost`` is the fraction of treatment members whose exposures were never logged (a
+    biased log the SRM check must catch).
+    """
+    import json
+
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from proml_lab.experiments import ExperimentStore, assign
+    from proml_lab.experiments.outcomes import log_outcomes
+
+    store = ExperimentStore(ws)
+    if any(e.name == name for e in store.list()):
+        return
+    pointer = Path(ws.root) / "deployments" / model / "aliases.json"
+    if start and not pointer.exists():
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        entry = {"version": "1", "generation": "1-abc", "bundle_path": "bundles/1",
+                 "deployed_at": "2026-01-01"}
+        pointer.write_text(json.dumps({"aliases": {"champion": entry, "challenger": entry}, "history": {}}))
+    experiment = store.create(name, model, ["control=champion", "treatment=challenger"],
+                              layer=f"{name}-layer", share=100, traffic=100, salt=f"{name}-salt",
+                              description="synthetic A/B test")
+    if start:
+        experiment = store.start(name)
+    rng = np.random.default_rng(seed)
+    ids = np.arange(1, members + 1, dtype=np.int64)
+    arms = assign(experiment, ids)
+    keep = ~((arms == "treatment") & (rng.random(members) < lost))
+    ids, arms = ids[keep], arms[keep]
+    members = len(ids)
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    requests = np.repeat(np.arange(2 * members), per_request)  # two requests a member
+    member = np.repeat(np.tile(ids, 2), per_request)
+    arm = np.repeat(np.tile(arms, 2), per_request)
+    rows = len(requests)
+    exposures = pa.table({
+        "ts": pa.array(np.full(rows, now.tz_localize(None).to_datetime64()).astype("datetime64[us]"),
+                       pa.timestamp("us", tz="UTC")),
+        "request_id": pa.array([f"{name}-r{r}" for r in requests], pa.string()),
+        "alias": pa.array(np.where(arm == "control", "champion", "challenger").astype(str), pa.string()),
+        "version": pa.array(np.full(rows, "1"), pa.string()),
+        "member_id": pa.array(member),
+        "document_id": pa.array(np.tile(np.arange(per_request, dtype=np.int64), 2 * members)),
+        "position": pa.array(np.tile(np.arange(per_request, dtype=np.int32), 2 * members)),
+        "score": pa.array(rng.random(rows)),
+        "experiment": pa.array(np.full(rows, name), pa.string()),
+        "arm": pa.array(arm.astype(str), pa.string()),
+    })
+    folder = Path(ws.root) / "logs" / "exposures" / f"model={model}" / f"date={now:%Y-%m-%d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(exposures, folder / f"part-{name}.parquet")
+    request_ids = exposures["request_id"].to_numpy(zero_copy_only=False)
+    documents = exposures["document_id"].to_numpy()
+    p = np.where(arm == "treatment", ctr * (1 + lift), ctr)
+    clicked = rng.random(rows) < p
+    applied = clicked & (rng.random(rows) < 0.5)
+    events = pd.concat([
+        pd.DataFrame({"request_id": request_ids[mask], "member_id": member[mask],
+                      "document_id": documents[mask], "event": kind})
+        for kind, mask in (("click", clicked), ("apply", applied))], ignore_index=True)
+    log_outcomes(ws, model, events.assign(ts=now + pd.Timedelta(seconds=5)))
+
+
 def world_workspace(factory: pytest.TempPathFactory) -> Workspace:
-    """The tiny-world workspace of this test process (built once, then shared): two tracked runs, and
-    ``glmix`` holding a bundle published as model ``glmix`` version 1, alias ``champion``."""
+    """The tiny-world workspace of this test process (built once, then shared): two tracked runs,
+    ``glmix`` holding a bundle published as model ``glmix`` version 1, alias ``champion``, and a running
+    A/B experiment, :data:`EXPERIMENT`, with synthetic exposures and outcomes (a +30% click lift)."""
     if "ws" not in _BUILT:
         ws = build_world_workspace(factory.mktemp("lab-world") / "ws")
         track_two_runs(ws)
         publish_glmix_champion(ws)
+        synthetic_experiment(ws)
         _BUILT["ws"] = ws
     return _BUILT["ws"]

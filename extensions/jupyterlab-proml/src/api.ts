@@ -126,3 +126,73 @@ export async function requestAPI<T>(
   }
   return data as T;
 }
+
+/** One arm of an A/B experiment: a serving alias of the model and its relative weight. */
+export interface IExperimentArm {
+  name: string;
+  alias: string;
+  weight: number;
+}
+
+/** `GET proml/experiments`: an experiment's definition. */
+export interface IExperiment {
+  name: string;
+  model: string;
+  arms: IExperimentArm[];
+  layer: string;
+  traffic: number;
+  share: number;
+  bucket_range: [number, number];
+  ramp: { at: string; traffic: number }[];
+  status: 'draft' | 'running' | 'stopped';
+  created_at: string | null;
+  started_at: string | null;
+  stopped_at: string | null;
+  description: string;
+}
+
+/** One row of the analysis table: a metric in an arm (the control row has no lift). */
+export interface IExperimentMetric {
+  metric: string;
+  kind: string;
+  arm: string;
+  n: number;
+  mean: number | null;
+  lift: number | null;
+  lift_low: number | null;
+  lift_high: number | null;
+  rel_lift: number | null;
+  rel_low: number | null;
+  rel_high: number | null;
+  p_value: number | null;
+  p_always_valid?: number | null;
+  cuped_rel_lift?: number | null;
+}
+
+/** The sample-ratio-mismatch check. */
+export interface ISRM {
+  arms: string[];
+  counts: number[];
+  expected: number[];
+  chi2: number;
+  p: number;
+  flagged: boolean;
+}
+
+/** `GET proml/experiments/<name>`: the experiment's report (analysis is null before any exposure). */
+export interface IExperimentReport {
+  experiment: IExperiment;
+  arms: (IExperimentArm & { units: number })[];
+  units: number;
+  alpha: number;
+  decision: 'ramp up' | 'hold' | 'roll back' | null;
+  srm: ISRM | null;
+  srm_line: string;
+  message: string;
+  analysis: {
+    control: string;
+    primary: string;
+    reasons: string[];
+    metrics: IExperimentMetric[];
+  } | null;
+}

@@ -3,11 +3,18 @@
  */
 import { JupyterFrontEndPlugin } from '@jupyterlab/application';
 
+import { experimentsPlugin } from './experiments';
 import { marketplacePlugin } from './marketplace';
 import { modelsPlugin } from './models';
 import { quasarPlugin } from './quasar';
 import { templatesPlugin } from './templates';
 
-const plugins: JupyterFrontEndPlugin<any>[] = [marketplacePlugin, modelsPlugin, quasarPlugin, templatesPlugin];
+const plugins: JupyterFrontEndPlugin<any>[] = [
+  marketplacePlugin,
+  modelsPlugin,
+  experimentsPlugin,
+  quasarPlugin,
+  templatesPlugin
+];
 
 export default plugins;

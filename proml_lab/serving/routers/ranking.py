@@ -32,7 +32,7 @@ async def score(body: ScoreRequest, service: Service) -> ScoreResponse:
 
 def _rank(body: RankRequest, service: Any) -> RankResponse:
     started = time.perf_counter()
-    alias = body.alias or service.config.default_alias
+    experiment, arm, alias = _route(body, service, [body.member_id])
     model = service.models.get(body.model, alias)  # resolved once: the whole request uses this version
     ranked = model.rank(body.member_id, k=body.k, candidates=body.candidates, filters=body.filters,
                         context=body.context, explain=body.explain)
@@ -40,7 +40,7 @@ def _rank(body: RankRequest, service: Any) -> RankResponse:
     positions = np.arange(1, len(ranked.document_ids) + 1)
     service.exposures.log(ExposureBatch(request_id, model.name, alias, model.version, body.member_id,
                                         ranked.document_ids, positions, ranked.scores,
-                                        dt.datetime.now(dt.timezone.utc)))
+                                        dt.datetime.now(dt.timezone.utc), experiment, arm))
     service.metrics.served.labels(model.name, alias, model.version).inc()
     service.metrics.candidates.observe(ranked.candidates)
     items = [RankedItem(document_id=_plain(d), position=int(p), score=_finite(s),
@@ -48,15 +48,15 @@ def _rank(body: RankRequest, service: Any) -> RankResponse:
              for i, (d, p, s) in enumerate(zip(ranked.document_ids, positions, ranked.scores))]
     return RankResponse(request_id=request_id, model=model.name, alias=alias, version=model.version,
                         member_id=body.member_id, member_known=ranked.member_known, candidates=ranked.candidates,
-                        items=items, unknown_candidates=ranked.unknown_candidates,
+                        items=items, unknown_candidates=ranked.unknown_candidates, experiment=experiment, arm=arm,
                         took_ms=round((time.perf_counter() - started) * 1000, 3))
 
 
 def _score(body: ScoreRequest, service: Any) -> ScoreResponse:
     started = time.perf_counter()
-    alias = body.alias or service.config.default_alias
-    model = service.models.get(body.model, alias)
     members = [p.member_id for p in body.pairs]
+    experiment, arm, alias = _route(body, service, members)
+    model = service.models.get(body.model, alias)
     documents = [p.document_id for p in body.pairs]
     scores, details, _ = model.score(members, documents, context=body.context, explain=body.explain)
     found_rows = np.cumsum(~np.isnan(scores)) - 1  # details hold the found pairs only, in order
@@ -68,7 +68,26 @@ def _score(body: ScoreRequest, service: Any) -> ScoreResponse:
         out.append(PairScore(member_id=pair.member_id, document_id=pair.document_id, score=_finite(scores[i]),
                              explain=explain))
     return ScoreResponse(request_id=uuid.uuid4().hex, model=model.name, alias=alias, version=model.version,
-                         scores=out, took_ms=round((time.perf_counter() - started) * 1000, 3))
+                         scores=out, experiment=experiment, arm=arm,
+                         took_ms=round((time.perf_counter() - started) * 1000, 3))
+
+
+def _route(body: Any, service: Any, members: list[Any]) -> tuple[str | None, str | None, str]:
+    """(experiment, arm, alias) of a request: an explicit alias bypasses experiments; otherwise the members'
+    running experiment arm, or the default alias. One request is served by one version, so the pairs of a
+    score request must all route alike."""
+    if body.alias:
+        return None, None, body.alias
+    if len(set(members)) == 1:
+        return tuple(service.experiments.route_one(body.model, members[0]))
+    routes = set(service.experiments.route(body.model, members))
+    if len(routes) > 1:
+        from proml_lab.serving.models import RequestError
+
+        arms = ", ".join(sorted(f"{e}/{a}" if e else "none" for e, a, _ in routes))
+        raise RequestError(f"the pairs' members fall in different A/B experiment arms of model {body.model!r} "
+                           f"({arms}): send one member per request or name an 'alias'")
+    return tuple(routes.pop())
 
 
 def _plain(value: Any) -> Any:
