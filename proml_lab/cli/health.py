@@ -95,18 +95,30 @@ def monitor_command(
     window: Annotated[str, typer.Option("--window", help="Serving window: 1d, 12h, 7d ...")] = "1d",
     end: Annotated[str | None, typer.Option("--end", help="End of the window (UTC; default: now).")] = None,
     webhook: Annotated[str | None, typer.Option("--webhook", help="POST each alert to this URL.")] = None,
+    retrain: Annotated[bool, typer.Option("--retrain", help="Then retrain if MODEL's retraining policy says "
+                                          "so (thresholds, cooldown, max per day): `proml retrain`.")] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Drift of MODEL's serving window against its training snapshot; record alerts; exit 1 if any fires."""
+    """Drift of MODEL's serving window against its training snapshot; record alerts; exit 1 if any fires.
+    With --retrain (what a cron job runs) a crossed policy threshold retrains MODEL via papermill."""
     from proml_lab.health.alerts import Webhook
     from proml_lab.health.monitor import monitor, record_health_alerts
 
     ws = workspace(home, create=False)
     report = monitor(ws, model, alias=alias, window=window, end=end)
     ids = record_health_alerts(ws, report, webhook=Webhook(webhook) if webhook else None)
+    retrained = None
+    if retrain:
+        from proml_lab.health.retrain import retrain_if_needed
+
+        retrained = retrain_if_needed(ws, model, report.measures)
     if as_json:
-        print_json({**report.to_dict(), "alert_ids": ids})
+        print_json({**report.to_dict(), "alert_ids": ids,
+                    "retrain": None if retrained is None else {"status": retrained.status,
+                                                               "reasons": retrained.reasons,
+                                                               "version": retrained.version,
+                                                               "error": retrained.error}})
     else:
         state = "[green]healthy[/]" if report.ok else f"[red]{len(report.alerts)} alert(s)[/]"
         table = Table(title=f"{escape(model)}@{escape(alias)} v{report.version} · {report.start:%Y-%m-%d %H:%M}"
@@ -119,6 +131,9 @@ def monitor_command(
         console.print(table)
         for note in report.notes:
             console.print(f"[dim]{escape(note)}[/]", highlight=False)
+        if retrained is not None:
+            console.print(f"retrain: {retrained.status} ({'; '.join(retrained.reasons) or retrained.error or ''})",
+                          highlight=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(1)
 

@@ -258,6 +258,17 @@ def test_cli_monitor_and_anomalies(workspace, logs):
     assert json.loads(healthy.output)["version"] == "1"
     drifted = runner.invoke(app, ["health", "monitor", MODEL, "--end", str(DAY2 + pd.Timedelta("1d")), *home])
     assert drifted.exit_code == 1 and "alert" in drifted.output and "calibration" in drifted.output
+    quiet = runner.invoke(app, ["health", "monitor", MODEL, "--end", str(DAY2), "--retrain", "--json", *home])
+    assert json.loads(quiet.output)["retrain"]["status"] == "skipped"  # no threshold crossed: no retrain
+    # crossed: the policy retrains; this workspace has no published champion, so the attempt fails and says why
+    crossed = runner.invoke(app, ["health", "monitor", MODEL, "--end", str(DAY2 + pd.Timedelta("1d")), "--retrain",
+                                  "--json", *home])
+    attempt = json.loads(crossed.output)["retrain"]
+    assert crossed.exit_code == 1 and attempt["status"] == "failed" and attempt["version"] is None
+    assert MODEL in attempt["error"]
+    from proml_lab.health.retrain import retrain_history
+
+    assert retrain_history(workspace, MODEL)["status"].tolist() == ["failed"]
 
     hourly_logs(workspace)
     found = runner.invoke(app, ["health", "anomalies", "feed", "--detect", "--json", *home])
