@@ -170,6 +170,14 @@ def test_sigkill_at_every_step_and_at_random_moments_never_mixes_versions(kill_w
             else:
                 result = worker.deploy(target, kill_after=how)
                 after = assert_serves_one_complete_version(ws, {before, target})
+                for _ in range(4):  # a faster machine than the timing run finished first: kill sooner
+                    if result["killed"]:
+                        break
+                    outcomes.append((kind, how, False, after.version == target))
+                    before, how = after.version, how / 2
+                    target = "2" if before == "1" else "1"
+                    result = worker.deploy(target, kill_after=how)
+                    after = assert_serves_one_complete_version(ws, {before, target})
             outcomes.append((kind, how, result["killed"], after.version == target))
             # The next deployment (in this process) succeeds and cleans up after the crash.
             nxt = "2" if after.version == "1" else "1"
@@ -177,7 +185,8 @@ def test_sigkill_at_every_step_and_at_random_moments_never_mixes_versions(kill_w
             assert_serves_one_complete_version(ws, {nxt})
             assert_clean(ws)
         assert len(outcomes) >= 20
-        assert sum(killed for _, _, killed, _ in outcomes) >= len(CHECKPOINTS) + 1
+        assert sum(killed for kind, _, killed, _ in outcomes if kind == "delay") >= RANDOM_TRIALS // 2
+        assert sum(killed for _, _, killed, _ in outcomes) >= len(CHECKPOINTS) + RANDOM_TRIALS // 2
     finally:
         worker.close()
     # ~20-50 s on 2 busy cores (each child spends ~1.4 s opening MLflow); a guard, not a benchmark.
