@@ -168,17 +168,8 @@ def simulate_traffic(workspace: Any, model: str, rank: Rank, *, members: int = 5
 
     started = time.perf_counter()
     report: Progress = progress or (lambda stage, done, total: None)
-    for what, value, ok, rule in (
-        ("members", members, isinstance(members, (int, np.integer)) and members >= 1, "an int in [1, inf)"),
-        ("requests_per_member", requests_per_member, float(requests_per_member) >= 1, "a float in [1, inf)"),
-        ("k", k, isinstance(k, (int, np.integer)) and k >= 1, "an int in [1, inf)"),
-        ("batch_size", batch_size, isinstance(batch_size, (int, np.integer)) and batch_size >= 1,
-         "an int in [1, inf)"),
-        ("weighting", weighting, weighting in WEIGHTINGS, f"one of {', '.join(WEIGHTINGS)}"),
-    ):
-        if not ok:
-            raise ExperimentError(f"The {what!r} parameter of simulate_traffic must be {rule}. "
-                                  f"Got {value!r} instead.")
+    _check_knobs("simulate_traffic", members=members, requests_per_member=requests_per_member, k=k,
+                 weighting=weighting, batch_size=batch_size)
     world = World.open(workspace)
     truth = truth if truth is not None else GroundTruth.open(world)
     seeds = np.random.SeedSequence(seed).spawn(3)
@@ -198,13 +189,9 @@ def simulate_traffic(workspace: Any, model: str, rank: Rank, *, members: int = 5
 # ------------------------------------------------------------------------------------------------- steps
 
 
-def _check(workspace: Any, name: str, *, members: int, requests_per_member: float, k: int, weighting: str,
-           batch_size: int, truth: Any) -> tuple[Any, Any, Any]:
-    """Validate the knobs (one message template) and open the experiment, the world and its ground truth."""
-    from proml_lab.experiments.store import ExperimentStore
-    from proml_lab.worlds.truth import GroundTruth
-    from proml_lab.worlds.world import World
-
+def _check_knobs(function: str, *, members: int, requests_per_member: float, k: int, weighting: str,
+                 batch_size: int) -> None:
+    """The simulation knobs, checked with one message template."""
     for what, value, ok, rule in (
         ("members", members, isinstance(members, (int, np.integer)) and members >= 1, "an int in [1, inf)"),
         ("requests_per_member", requests_per_member, float(requests_per_member) >= 1, "a float in [1, inf)"),
@@ -214,8 +201,19 @@ def _check(workspace: Any, name: str, *, members: int, requests_per_member: floa
         ("weighting", weighting, weighting in WEIGHTINGS, f"one of {', '.join(WEIGHTINGS)}"),
     ):
         if not ok:
-            raise ExperimentError(f"The {what!r} parameter of simulate must be {rule}. "
+            raise ExperimentError(f"The {what!r} parameter of {function} must be {rule}. "
                                   f"Got {value!r} instead.")
+
+
+def _check(workspace: Any, name: str, *, members: int, requests_per_member: float, k: int, weighting: str,
+           batch_size: int, truth: Any) -> tuple[Any, Any, Any]:
+    """Validate the knobs (one message template) and open the experiment, the world and its ground truth."""
+    from proml_lab.experiments.store import ExperimentStore
+    from proml_lab.worlds.truth import GroundTruth
+    from proml_lab.worlds.world import World
+
+    _check_knobs("simulate", members=members, requests_per_member=requests_per_member, k=k,
+                 weighting=weighting, batch_size=batch_size)
     experiment = ExperimentStore(workspace).get(name)
     if experiment.status != "running":
         raise ExperimentError(f"Experiment {name!r} is {experiment.status}; start it before simulating "

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.shell import ipython_shell
-from IPython.utils.capture import capture_output
 
 from proml_lab.deploy.deployer import resolve
 from proml_lab.errors import DeploymentError
-from proml_lab.lab import unload_ipython_extension
 from proml_lab.lab.magics import DeploymentView, ProMLMagicError
 from proml_lab.serving.models import NotDeployedError, ServingModel
 from tests.deploy.world import trained_world
+from tests.shell import magic_shell, run_cell
 
 NAME = "magic_jobs"  # this module's own model: the deploy and serving tests share the workspace
 MEMBER = 7
@@ -27,24 +25,11 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ip(world):
     ws, trained = world
-    shell = ipython_shell()
-    formats = shell.display_formatter.active_types
-    shell.display_formatter.active_types = list(shell.display_formatter.format_types)  # as in a kernel
-    shell.run_line_magic("load_ext", "proml_lab")
-    shell.run_line_magic("config", f'ProMLMagics.workspace = "{ws.root}"')
-    shell.run_line_magic("config", 'ProMLMagics.widgets = "off"')
-    shell.user_ns["trained"] = trained
-    yield shell
-    unload_ipython_extension(shell)
-    shell.extension_manager.loaded.discard("proml_lab")
-    shell.display_formatter.active_types = formats
+    with magic_shell(ws, trained=trained) as shell:
+        yield shell
 
 
-def run(ip, cell):
-    """Run a cell; return its result and everything it printed and displayed."""
-    with capture_output() as out:
-        result = ip.run_cell(cell)
-    return result, out
+run = run_cell
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,13 @@ decision, SRM line and lift chart, ramp / start / stop, and errors that fail the
 from __future__ import annotations
 
 import pytest
-from tests.shell import ipython_shell
-from IPython.utils.capture import capture_output
 
 from proml_lab.experiments import ExperimentStore
 from proml_lab.experiments.report import experiment_report
-from proml_lab.lab import unload_ipython_extension
 from proml_lab.lab.magics import ExperimentView, ProMLMagicError
 from proml_lab.workspace import Workspace
 from tests.ui.world import synthetic_experiment
+from tests.shell import magic_shell, run_cell
 
 
 @pytest.fixture(scope="module")
@@ -27,23 +25,11 @@ def ws(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ip(ws):
-    shell = ipython_shell()
-    formats = shell.display_formatter.active_types
-    shell.display_formatter.active_types = list(shell.display_formatter.format_types)  # as in a kernel
-    shell.run_line_magic("load_ext", "proml_lab")
-    shell.run_line_magic("config", f'ProMLMagics.workspace = "{ws.root}"')
-    shell.run_line_magic("config", 'ProMLMagics.widgets = "off"')
-    yield shell
-    unload_ipython_extension(shell)
-    shell.extension_manager.loaded.discard("proml_lab")
-    shell.display_formatter.active_types = formats
+    with magic_shell(ws) as shell:
+        yield shell
 
 
-def run(ip, cell):
-    """Run a cell; return its result and everything it printed and displayed."""
-    with capture_output() as out:
-        result = ip.run_cell(cell)
-    return result, out
+run = run_cell
 
 
 def failure(ip, cell) -> ProMLMagicError:

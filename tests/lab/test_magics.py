@@ -9,15 +9,14 @@ import threading
 import nbformat
 import pytest
 from IPython.core.completer import provisionalcompleter
-from tests.shell import ipython_shell
-from IPython.utils.capture import capture_output
 
-from proml_lab.lab import jobs, unload_ipython_extension
+from proml_lab.lab import jobs
 from proml_lab.lab.magics import ProMLMagicError, QuasarModel
 from proml_lab.quasar.errors import QuasarSyntaxError
 from proml_lab.settings import get_settings
 from proml_lab.workspace import Workspace
 from tests.lab.test_jobs import BASELINE, RANKER, lab_workspace
+from tests.shell import magic_shell, run_cell
 
 BAD = "MODEL broken;\nINPUT DOCUMENT double job_seniority\nRETURN DOCUMENTS;\n"
 NEEDS_ONLINE = """MODEL needs_online;
@@ -36,23 +35,11 @@ def ws(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ip(ws):
-    shell = ipython_shell()
-    formats = shell.display_formatter.active_types
-    shell.display_formatter.active_types = list(shell.display_formatter.format_types)  # as in a kernel
-    shell.run_line_magic("load_ext", "proml_lab")
-    shell.run_line_magic("config", f'ProMLMagics.workspace = "{ws.root}"')
-    shell.run_line_magic("config", 'ProMLMagics.widgets = "off"')
-    yield shell
-    unload_ipython_extension(shell)
-    shell.extension_manager.loaded.discard("proml_lab")
-    shell.display_formatter.active_types = formats
+    with magic_shell(ws) as shell:
+        yield shell
 
 
-def run(ip, cell):
-    """Run a cell; return its result and everything it printed and displayed."""
-    with capture_output() as out:
-        result = ip.run_cell(cell)
-    return result, out
+run = run_cell
 
 
 # -- %%quasar ---------------------------------------------------------------------------------------
